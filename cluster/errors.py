@@ -1,0 +1,50 @@
+"""Exceptions the engine raises; only the ingress and the CLI turn them into statuses or messages."""
+
+from __future__ import annotations
+
+
+class SpecServeError(Exception):
+    """Base class of every specserve error."""
+
+
+class ConfigError(SpecServeError):
+    """An invalid configuration; the message names the offending key."""
+
+
+class InvalidRequestError(SpecServeError):
+    """A request that cannot be served as asked.
+
+    Attributes:
+        field: the request field at fault (dotted path), or None.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PromptTooLongError(InvalidRequestError):
+    """The prompt (plus the tokens still to generate) does not fit the model's context."""
+
+    def __init__(self, prompt_tokens: int, max_model_len: int, *, field: str | None = "messages") -> None:
+        super().__init__(
+            f"prompt has {prompt_tokens} tokens; the model's context is {max_model_len} tokens", field=field
+        )
+        self.prompt_tokens = prompt_tokens
+        self.max_model_len = max_model_len
+
+
+class ModelNotFoundError(SpecServeError):
+    """A configured model path or name that does not resolve to a model directory."""
+
+
+class ChecksumMismatchError(SpecServeError):
+    """Downloaded model data whose sha256 differs from the expected one."""
+
+
+class BackendError(SpecServeError):
+    """A model backend failed to produce an output."""
+
+
+class BackendUnavailableError(BackendError):
+    """A model backend (or the replica holding it) cannot be reached or timed out."""

@@ -1,0 +1,174 @@
+"""Typed records of the reasoning core: step outputs, scores, traces, stop reasons and stats."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Author(str, Enum):
+    """Which model wrote a step."""
+
+    DRAFT = "draft"
+    TARGET = "target"
+
+
+class StepOutcome(str, Enum):
+    """What happened to a step.
+
+    ACCEPTED: a draft step the target judged good enough and kept.
+    REWRITTEN: a draft step the target rejected; the step in the trace is the target's own.
+    TARGET: a step written by the target without a draft (target-only, first-n steps, degraded).
+    DRAFT: a step written by the draft and never judged (draft-only).
+    """
+
+    ACCEPTED = "accepted"
+    REWRITTEN = "rewritten"
+    TARGET = "target"
+    DRAFT = "draft"
+
+
+class StopReason(str, Enum):
+    """Why a reasoning run ended."""
+
+    ANSWER = "answer"          # a step contained a final answer (\\boxed{} or "Answer:")
+    EOS = "eos"                # the model ended its turn
+    BUDGET = "budget"          # the total token budget was used up
+    REPETITION = "repetition"  # the last two steps were identical
+    MAX_STEPS = "max_steps"    # the step cap was reached
+
+
+class FinishReason(str, Enum):
+    """Why one generation call ended."""
+
+    STOP = "stop"      # a stop string was produced (it is not part of the text)
+    LENGTH = "length"  # the token limit was reached
+    EOS = "eos"        # the model produced its end-of-sequence token
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """The state a step is generated or judged in: the question and the steps accepted so far."""
+
+    question: str
+    steps: tuple[str, ...] = ()
+    strategy_hint: str | None = None  # optional per-path hint (parallel paths)
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutput:
+    """One generated step.
+
+    Attributes:
+        text: the step, without the step delimiter.
+        num_tokens: tokens generated for it (including a stop token that was cut off).
+        finish_reason: why generation ended.
+        latency_s: wall time of the call that produced it (shared by a batch).
+    """
+
+    text: str
+    num_tokens: int
+    finish_reason: FinishReason
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StepScore:
+    """A judge's 0–9 verdict on a candidate step.
+
+    Attributes:
+        greedy: the most likely digit (0 when the most likely token is not a digit).
+        expected: Σ d·p(d) over digit tokens, p renormalised over digits (0 if no digit seen).
+        digit_mass: probability mass the judge put on digit tokens (calibration signal).
+        latency_s: wall time of the call that produced it (shared by a batch).
+    """
+
+    greedy: int
+    expected: float
+    digit_mass: float
+    latency_s: float = 0.0
+
+    def value(self, method: str) -> float:
+        """The score used for thresholding: "greedy" or "expected"."""
+        return float(self.greedy) if method == "greedy" else self.expected
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One step of the trace.
+
+    Attributes:
+        index: position of the step in the reasoning (0-based).
+        text: the step kept in the reasoning.
+        author: who wrote `text`.
+        outcome: accepted / rewritten / target / draft.
+        score: the judge's score of the draft (None when nothing was judged).
+        draft_text: the rejected draft, for rewritten steps.
+        num_tokens: tokens of `text`.
+    """
+
+    index: int
+    text: str
+    author: Author
+    outcome: StepOutcome
+    score: float | None = None
+    draft_text: str | None = None
+    num_tokens: int = 0
+
+
+@dataclass(slots=True)
+class ReasoningStats:
+    """Counters of one reasoning run.
+
+    Derived metrics (definitions):
+        acceptance_rate α = steps_accepted / steps_drafted (judged drafts kept by the target).
+        target_step_share = target-written steps / all steps.
+    """
+
+    steps_drafted: int = 0
+    steps_accepted: int = 0
+    steps_rewritten: int = 0
+    target_steps: int = 0
+    draft_tokens: int = 0
+    target_tokens: int = 0
+    judge_calls: int = 0
+    draft_time_s: float = 0.0
+    judge_time_s: float = 0.0
+    target_time_s: float = 0.0
+    wall_time_s: float = 0.0
+    degraded_steps: int = 0  # steps the target wrote because the drafter failed
+    degraded_reason: str | None = None
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.steps_accepted / self.steps_drafted if self.steps_drafted else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["acceptance_rate"] = self.acceptance_rate
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningResult:
+    """What a method returns: the answer, the full reasoning text, the step trace and stats."""
+
+    method: str
+    answer: str | None
+    text: str
+    steps: tuple[StepRecord, ...]
+    stop_reason: StopReason
+    stats: ReasoningStats = field(default_factory=ReasoningStats)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "answer": self.answer,
+            "text": self.text,
+            "stop_reason": self.stop_reason.value,
+            "steps": [
+                {**asdict(s), "author": s.author.value, "outcome": s.outcome.value} for s in self.steps
+            ],
+            "stats": self.stats.to_dict(),
+        }
