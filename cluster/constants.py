@@ -9,7 +9,9 @@ from pathlib import Path
 MODELS_DIR = Path(os.environ.get("SPECSERVE_MODELS_DIR", Path.home() / ".cache" / "specserve" / "models"))
 
 # Configuration file used when none is given on the command line.
-DEFAULT_CONFIG = Path(os.environ.get("SPECSERVE_CONFIG", Path(__file__).resolve().parent.parent / "configs" / "default.yaml"))
+DEFAULT_CONFIG = Path(
+    os.environ.get("SPECSERVE_CONFIG", Path(__file__).resolve().parent.parent / "configs" / "default.yaml")
+)
 
 # Environment variable that carries the optional API key (issue: production surfaces).
 API_KEY_ENV = "SPECSERVE_API_KEY"

@@ -6,7 +6,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cluster.reasoning.types import FinishReason
+from cluster.reasoning.types import ChatMessage, FinishReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +60,6 @@ class TokenDistribution:
     top: tuple[tuple[str, float], ...]
     prompt_tokens: int = 0
     cached_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ChatMessage:
-    """One chat message."""
-
-    role: str
-    content: str
 
 
 @dataclass(slots=True)

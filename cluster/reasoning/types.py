@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Author(str, Enum):
+class Author(StrEnum):
     """Which model wrote a step."""
 
     DRAFT = "draft"
     TARGET = "target"
 
 
-class StepOutcome(str, Enum):
+class StepOutcome(StrEnum):
     """What happened to a step.
 
     ACCEPTED: a draft step the target judged good enough and kept.
@@ -29,7 +29,7 @@ class StepOutcome(str, Enum):
     DRAFT = "draft"
 
 
-class StopReason(str, Enum):
+class StopReason(StrEnum):
     """Why a reasoning run ended."""
 
     ANSWER = "answer"          # a step contained a final answer (\\boxed{} or "Answer:")
@@ -39,12 +39,39 @@ class StopReason(str, Enum):
     MAX_STEPS = "max_steps"    # the step cap was reached
 
 
-class FinishReason(str, Enum):
+class FinishReason(StrEnum):
     """Why one generation call ended."""
 
     STOP = "stop"      # a stop string was produced (it is not part of the text)
     LENGTH = "length"  # the token limit was reached
     EOS = "eos"        # the model produced its end-of-sequence token
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One chat message."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepParams:
+    """How one step is generated.
+
+    Attributes:
+        max_tokens: token cap of the step.
+        temperature: 0 means greedy.
+        top_p: nucleus sampling mass.
+        seed: RNG seed of this step (None = unseeded).
+        delimiter: the step delimiter; generation stops there.
+    """
+
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    delimiter: str = "\n\n"
 
 
 @dataclass(frozen=True, slots=True)

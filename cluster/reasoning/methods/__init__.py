@@ -1,0 +1,32 @@
+"""Reasoning methods, one module each; `get_method` selects one by name."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from cluster.reasoning.methods.baseline import run_draft, run_target
+from cluster.reasoning.methods.specreason import run_specreason
+from cluster.reasoning.types import ReasoningResult
+
+MethodFn = Callable[..., Awaitable[ReasoningResult]]
+
+METHODS: dict[str, MethodFn] = {
+    "target": run_target,
+    "draft": run_draft,
+    "specreason": run_specreason,
+}
+
+
+def get_method(name: str) -> MethodFn:
+    """The method called `name`.
+
+    Raises:
+        ValueError: unknown name (the message lists the valid ones).
+    """
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"Unknown method {name!r}; valid: {sorted(METHODS)}") from None
+
+
+__all__ = ["METHODS", "MethodFn", "get_method"]

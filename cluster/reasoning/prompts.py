@@ -1,0 +1,41 @@
+"""Chat messages for step continuation and for the 0–9 step judge (SpecReason's utility prompt)."""
+
+from __future__ import annotations
+
+from cluster.reasoning.steps import continuation_prefix
+from cluster.reasoning.types import ChatMessage, StepContext
+
+SOLVE_INSTRUCTION = (
+    "Solve the problem step by step. Separate the steps with a blank line. "
+    "Finish with the final answer written as \\boxed{answer}."
+)
+JUDGE_INSTRUCTION = (
+    "Evaluate the last step of your reasoning above for factual correctness and logical validity only "
+    "(not style or completeness). Rate it with a single digit from 0 (wrong) to 9 (certainly correct)."
+)
+JUDGE_PREFILL = "I think the quality score is: "
+
+
+def question_message(ctx: StepContext) -> ChatMessage:
+    """The user turn that poses the problem (with a per-path strategy hint when present)."""
+    hint = f"\nTips: {ctx.strategy_hint}" if ctx.strategy_hint else ""
+    return ChatMessage("user", f"{ctx.question.strip()}\n\n{SOLVE_INSTRUCTION}{hint}")
+
+
+def continuation(ctx: StepContext, delimiter: str) -> tuple[list[ChatMessage], str]:
+    """Messages and assistant prefix that make a model write the next step after `ctx.steps`."""
+    return [question_message(ctx)], continuation_prefix(ctx.steps, delimiter)
+
+
+def judge(ctx: StepContext, candidate: str, delimiter: str) -> tuple[list[ChatMessage], str]:
+    """Messages and assistant prefill that make a model rate `candidate` (the step after `ctx.steps`).
+
+    The assistant turn holds the reasoning so far plus the candidate, so the judge prompt shares its
+    prefix with the target's continuation prompt and the prefix cache serves it.
+    """
+    reasoning = continuation_prefix(ctx.steps, delimiter) + candidate
+    return [
+        question_message(ctx),
+        ChatMessage("assistant", reasoning),
+        ChatMessage("user", JUDGE_INSTRUCTION),
+    ], JUDGE_PREFILL

@@ -1,0 +1,102 @@
+"""The state of one reasoning run: the growing trace, its stats and the shared stopping rules."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from cluster.reasoning.steps import extract_answer, has_answer, join_steps
+from cluster.reasoning.types import (
+    Author,
+    FinishReason,
+    ReasoningResult,
+    ReasoningStats,
+    StepContext,
+    StepOutcome,
+    StepOutput,
+    StepParams,
+    StepRecord,
+    StopReason,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from cluster.config.schema import ReasoningParams
+
+StepCallback = Callable[[StepRecord], Awaitable[None]]
+
+
+class ReasoningRun:
+    """Accumulates steps and stats of one request and decides when it stops.
+
+    Stopping rules (SpecReason's): a step that states an answer (\\boxed / "Answer:"), the model's end
+    of sequence, the last two steps identical, the token budget used up, or the step cap reached.
+    """
+
+    def __init__(self, question: str, params: ReasoningParams, on_step: StepCallback | None = None) -> None:
+        self.question = question
+        self.params = params
+        self.records: list[StepRecord] = []
+        self.stats = ReasoningStats()
+        self._on_step = on_step
+        self._tokens_used = 0
+        self._t0 = time.perf_counter()
+
+    @property
+    def context(self) -> StepContext:
+        return StepContext(self.question, tuple(r.text for r in self.records))
+
+    def step_params(self) -> StepParams:
+        """Generation settings of the next step: the step cap, clipped to the remaining budget."""
+        p = self.params
+        remaining = max(1, p.max_total_tokens - self._tokens_used)
+        seed = None if p.seed is None else p.seed + len(self.records)
+        return StepParams(min(p.max_step_tokens, remaining), p.temperature, p.top_p, seed, p.step_delimiter)
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the wall time of the block to `stats.<phase>_time_s` (draft, judge or target)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            attr = f"{phase}_time_s"
+            setattr(self.stats, attr, getattr(self.stats, attr) + time.perf_counter() - t0)
+
+    async def add(self, output: StepOutput, author: Author, outcome: StepOutcome, *,
+                  score: float | None = None, draft_text: str | None = None) -> StopReason | None:
+        """Append a step and report it; return why the run stops now, or None to go on."""
+        record = StepRecord(len(self.records), output.text, author, outcome, score, draft_text, output.num_tokens)
+        self.records.append(record)
+        self._tokens_used += output.num_tokens
+        if author is Author.TARGET:
+            self.stats.target_steps += 1
+            self.stats.target_tokens += output.num_tokens
+        else:
+            self.stats.draft_tokens += output.num_tokens
+        if self._on_step is not None:
+            await self._on_step(record)
+        return self._stop_reason(output)
+
+    def _stop_reason(self, output: StepOutput) -> StopReason | None:
+        texts = [r.text for r in self.records]
+        if has_answer(output.text):
+            return StopReason.ANSWER
+        if output.finish_reason is FinishReason.EOS:
+            return StopReason.EOS
+        if len(texts) >= 2 and texts[-1].strip() == texts[-2].strip():
+            return StopReason.REPETITION
+        if self._tokens_used >= self.params.max_total_tokens:
+            return StopReason.BUDGET
+        if len(texts) >= self.params.max_steps:
+            return StopReason.MAX_STEPS
+        return None
+
+    def finish(self, method: str, reason: StopReason) -> ReasoningResult:
+        """The result of the run."""
+        self.stats.wall_time_s = time.perf_counter() - self._t0
+        text = join_steps([r.text for r in self.records], self.params.step_delimiter)
+        return ReasoningResult(method, extract_answer(text), text, tuple(self.records), reason, self.stats)
