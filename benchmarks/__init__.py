@@ -1,0 +1,1 @@
+"""Benchmark harness: configs, datasets, runner, metrics and report (see benchmarks/runner.py)."""

@@ -1,4 +1,4 @@
-"""The `specserve` command: models pull | reason | up."""
+"""The `specserve` command: models pull | reason | up | bench."""
 
 from __future__ import annotations
 
@@ -120,6 +120,13 @@ def cmd_models_pull(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(ns: argparse.Namespace) -> int:
+    from benchmarks.runner import run_from_cli  # lazy: only `bench` needs the harness
+
+    files, overrides = [i for i in ns.items if "=" not in i], [i for i in ns.items if "=" in i]
+    return run_from_cli(files, overrides, prog="specserve bench")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="specserve", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -136,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start local Ray and serve the app until Ctrl-C")
     up.add_argument("overrides", nargs="*", help="config files and key=value overrides")
     up.set_defaults(fn=cmd_up)
+
+    bench = sub.add_parser("bench", help="run a benchmark (benchmarks/configs/*.yaml) and write its report")
+    bench.add_argument("items", nargs="*", help="benchmark config files and key=value overrides")
+    bench.set_defaults(fn=cmd_bench)
 
     models = sub.add_parser("models", help="manage local model directories")
     models_sub = models.add_subparsers(dest="models_command", required=True)

@@ -33,6 +33,9 @@ class PromptTooLongError(InvalidRequestError):
         self.prompt_tokens = prompt_tokens
         self.max_model_len = max_model_len
 
+    def __reduce__(self):  # keep it picklable: Ray re-raises a replica's exception in the caller
+        return type(self), (self.prompt_tokens, self.max_model_len), {"field": self.field}
+
 
 class ModelNotFoundError(SpecServeError):
     """A configured model path or name that does not resolve to a model directory."""
@@ -48,3 +51,7 @@ class BackendError(SpecServeError):
 
 class BackendUnavailableError(BackendError):
     """A model backend (or the replica holding it) cannot be reached or timed out."""
+
+
+class BackendTimeoutError(BackendUnavailableError):
+    """A call to a model backend (or the replica holding it) missed its deadline."""

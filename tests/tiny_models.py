@@ -100,9 +100,11 @@ def build_tiny_model(
         num_attention_heads=heads, num_key_value_heads=kv_heads, intermediate_size=intermediate_size,
         max_position_embeddings=max_position_embeddings, eos_token_id=eos_id, pad_token_id=pad_id,
         bos_token_id=None, tie_word_embeddings=False, dtype="float32",
+        initializer_range=0.1,  # 5x the default: sharper attention, so cache/position bugs change greedy output
     )
-    torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config).eval()
+    with torch.random.fork_rng():  # leave the caller's global RNG untouched
+        torch.manual_seed(seed)
+        model = Qwen2ForCausalLM(config).eval()
     model.save_pretrained(out_dir, safe_serialization=True)
     GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

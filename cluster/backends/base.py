@@ -111,8 +111,11 @@ class ModelBackend(abc.ABC):
         Returns:
             One Generation per prompt, in order.
 
+        A prompt that leaves room for fewer than `max_tokens` new tokens has `max_tokens` clamped to what
+        fits (the generation then ends with LENGTH).
+
         Raises:
-            PromptTooLongError: a prompt plus its `max_tokens` exceeds `max_model_len`.
+            PromptTooLongError: a prompt leaves no room for a single new token (prompt ≥ `max_model_len`).
             BackendError: the engine failed.
         """
 

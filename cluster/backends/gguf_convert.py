@@ -64,7 +64,7 @@ def convert_gguf_to_hf(gguf_file: Path, out_dir: Path, dtype: str = "bfloat16", 
     model.save_pretrained(out_dir)
     del model
     tokenizer.save_pretrained(out_dir)
-    _generation_config(source.config).save_pretrained(out_dir)
+    _generation_config(source.config, tokenizer).save_pretrained(out_dir)
     if verify:
         _verify(source, tokenizer, out_dir, torch_dtype)
 
@@ -129,21 +129,20 @@ def _fresh_copy(source: Any, torch_dtype: torch.dtype) -> Any:
     return model.eval()
 
 
-def _generation_config(config: Any) -> Any:
-    """Qwen-style generation defaults: the chat end token and the base end token both stop generation.
+def _generation_config(config: Any, tokenizer: Any) -> Any:
+    """Generation defaults: the model's eos, plus ``<|endoftext|>`` (Qwen's base-style end) when distinct.
 
-    No sampling defaults (temperature, top_p, repetition_penalty) are written: vLLM applies a model's
-    generation_config as request defaults, and every sampling choice here belongs to the caller.
+    This matches the upstream Qwen2.5 instruct generation config's stop ids. No sampling defaults
+    (temperature, top_p, repetition_penalty) are written: vLLM applies a model's generation_config as
+    request defaults, and every sampling choice belongs to the caller.
     """
     from transformers import GenerationConfig
 
     eos = config.eos_token_id
     eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
-    for extra in (config.bos_token_id, config.pad_token_id):
-        # Qwen's <|endoftext|> (bos = pad) ends base-style completions; keep it as a second stop id.
-        if isinstance(extra, int) and extra not in eos_ids:
-            eos_ids.append(extra)
-            break
+    end_of_text = tokenizer.get_vocab().get("<|endoftext|>")
+    if end_of_text is not None and end_of_text not in eos_ids:
+        eos_ids.append(end_of_text)
     return GenerationConfig(
         bos_token_id=config.bos_token_id,
         eos_token_id=eos_ids[0] if len(eos_ids) == 1 else eos_ids,

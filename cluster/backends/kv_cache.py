@@ -5,7 +5,8 @@ most of their tokens, so a new prompt is prefilled from the cached entry with th
 prefix. Entries are never mutated while they are in the LRU:
 
 - an entry that is a whole prefix of the new prompt is *taken out* and extended in place (no copy); the
-  caller puts the longer cache back, and that covers every prompt the old entry served;
+  caller puts the longer cache back, and that covers every prompt the old entry served (a batch whose
+  prompts share the entry copies it for all but its last prompt);
 - an entry that shares only part of its tokens is *copied up to the shared length* (a slice of each
   layer's keys and values), so the entry stays intact for the prompts that still need it.
 """
@@ -45,11 +46,12 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def take(self, ids: Sequence[int]) -> tuple[Any, int]:
+    def take(self, ids: Sequence[int], *, steal: bool = True) -> tuple[Any, int]:
         """A cache holding the longest cached prefix of `ids`, and that prefix's length.
 
         At most `len(ids) - 1` tokens are served from the cache, so the caller always feeds at least the
-        last prompt token (its logits are needed). The returned cache belongs to the caller.
+        last prompt token (its logits are needed). The returned cache belongs to the caller. With
+        `steal=False` the entry is always copied, e.g. when more prompts of one batch share it.
         """
         want = torch.tensor(ids, dtype=torch.long)
         limit = len(ids) - 1
@@ -61,7 +63,7 @@ class PrefixCache:
         if best_key is None or best_len < self._min_reuse:
             return self._new_cache(), 0
         entry = self._entries[best_key]
-        if best_len == len(entry.ids):
+        if steal and best_len == len(entry.ids):
             del self._entries[best_key]
             return entry.cache, best_len
         if not _croppable(entry.cache):
@@ -104,4 +106,29 @@ def _copy_prefix(cache: Any, length: int, out: Any) -> Any:
         keys = layer.keys[..., :length, :].clone()      # [batch, kv_heads, length, head_dim]
         values = layer.values[..., :length, :].clone()
         out.update(keys, values, idx)
+    return out
+
+
+def merge_left_padded(caches: Sequence[Any], out: Any) -> list[int]:
+    """Stack single-sequence caches into the empty cache `out` as one batch, left-padded with zeros.
+
+    Returns:
+        The left padding of each row (the caller masks those positions out).
+    """
+    lengths = [c.get_seq_length() for c in caches]
+    longest = max(lengths)
+    pads = [longest - n for n in lengths]
+    for idx in range(len(caches[0].layers)):
+        keys = torch.cat([torch.nn.functional.pad(c.layers[idx].keys, (0, 0, pad, 0))  # [batch, kv, seq, dim]
+                          for c, pad in zip(caches, pads, strict=True)])
+        values = torch.cat([torch.nn.functional.pad(c.layers[idx].values, (0, 0, pad, 0))
+                            for c, pad in zip(caches, pads, strict=True)])
+        out.update(keys, values, idx)
+    return pads
+
+
+def extract_row(cache: Any, row: int, start: int, out: Any) -> Any:
+    """Copy positions `start:` of batch row `row` of `cache` into the empty single-sequence cache `out`."""
+    for idx, layer in enumerate(cache.layers):
+        out.update(layer.keys[row:row + 1, :, start:].clone(), layer.values[row:row + 1, :, start:].clone(), idx)
     return out

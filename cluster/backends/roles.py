@@ -20,11 +20,26 @@ def _sampling(params: StepParams) -> SamplingParams:
 
 async def generate_steps(backend: ModelBackend, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
     """Write the next step after each context with `backend`, in one batched call."""
-    rendered = [backend.render_chat(*prompts.continuation(c, params.delimiter)) for c in ctxs]
+    return await generate_steps_each(backend, [(c, params) for c in ctxs])
+
+
+async def generate_steps_each(backend: ModelBackend,
+                              items: Sequence[tuple[StepContext, StepParams]]) -> list[StepOutput]:
+    """Like `generate_steps`, each context with its own params (one call for steps of several requests)."""
+    rendered = [backend.render_chat(*prompts.continuation(c, p.delimiter)) for c, p in items]
     t0 = time.perf_counter()
-    outs = await backend.generate(rendered, [_sampling(params)] * len(rendered))
+    outs = await backend.generate(rendered, [_sampling(p) for _, p in items])
     dt = time.perf_counter() - t0
     return [StepOutput(o.text.strip(), o.num_tokens, o.finish_reason, dt) for o in outs]
+
+
+async def score_steps_each(backend: ModelBackend, items: Sequence[tuple[StepContext, str, str]]) -> list[StepScore]:
+    """Score (context, candidate, delimiter) triples 0–9 with `backend` as judge, in one batched call."""
+    rendered = [backend.render_chat(*prompts.judge(c, cand, delim)) for c, cand, delim in items]
+    t0 = time.perf_counter()
+    dists = await backend.next_token_distribution(rendered, JUDGE_TOP_K)
+    dt = time.perf_counter() - t0
+    return [score_from_distribution(d.top, dt) for d in dists]
 
 
 class BackendDrafter(Drafter):
@@ -44,11 +59,7 @@ class BackendVerifier(Verifier):
         self.backend = backend
 
     async def score_steps(self, items: Sequence[tuple[StepContext, str]], delimiter: str) -> list[StepScore]:
-        rendered = [self.backend.render_chat(*prompts.judge(c, cand, delimiter)) for c, cand in items]
-        t0 = time.perf_counter()
-        dists = await self.backend.next_token_distribution(rendered, JUDGE_TOP_K)
-        dt = time.perf_counter() - t0
-        return [score_from_distribution(d.top, dt) for d in dists]
+        return await score_steps_each(self.backend, [(c, cand, delimiter) for c, cand in items])
 
     async def target_steps(self, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
         return await generate_steps(self.backend, ctxs, params)

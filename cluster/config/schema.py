@@ -111,6 +111,10 @@ class ServerConfig(StrictModel):
     schedule_timeout_s: float = Field(120.0, gt=0, description="`specserve up` fails when replicas are not "
                                                                "running after this long.")
     max_prompt_chars: int = Field(32768, gt=0, description="Longest question accepted, in characters.")
+    served_model_name: str = Field("specserve", min_length=1, description="Model id of the OpenAI-compatible "
+                                                                         "routes (/v1/models, `model` field).")
+    metrics_port: int | None = Field(None, gt=0, lt=65536, description="`specserve up`: Prometheus /metrics port "
+                                                                       "of the local Ray (None = Ray picks one).")
 
 
 class AppArgs(StrictModel):

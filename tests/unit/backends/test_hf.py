@@ -15,7 +15,7 @@ import torch
 from cluster.backends.base import ChatMessage, SamplingParams
 from cluster.backends.hf import HFBackend, find_stop, sample_token
 from cluster.config.schema import ModelSpec
-from cluster.errors import PromptTooLongError
+from cluster.errors import BackendUnavailableError, PromptTooLongError
 from cluster.reasoning.types import FinishReason
 
 QUESTION = "Tom has 3 boxes with 14 pens each. How many pens does he have?"
@@ -63,17 +63,17 @@ async def test_greedy_matches_reference_fresh_extension_and_strict_prefix(backen
     base = backend.render_chat([user()], assistant_prefix=STEPS)
     fresh = await greedy(backend, base, 12)
     assert fresh.cached_tokens == 0 and fresh.finish_reason is FinishReason.LENGTH
-    assert fresh.text == backend._decode(reference_greedy(backend, base, 12))
+    assert fresh.text == backend._detokenize(reference_greedy(backend, base, 12))
 
     longer = base + fresh.text + "\n\nStep 3:"
     ext = await greedy(backend, longer, 12)
     assert ext.cached_tokens >= backend.count_tokens(base)
-    assert ext.text == backend._decode(reference_greedy(backend, longer, 12))
+    assert ext.text == backend._detokenize(reference_greedy(backend, longer, 12))
 
     prefix = backend.render_chat([user()], assistant_prefix="Step 1:")
     sub = await greedy(backend, prefix, 12)
     assert sub.cached_tokens == backend.count_tokens(prefix) - 1
-    assert sub.text == backend._decode(reference_greedy(backend, prefix, 12))
+    assert sub.text == backend._detokenize(reference_greedy(backend, prefix, 12))
     # the longer entry survived the crop-copy: the extension is still a full hit
     again = await greedy(backend, longer, 12)
     assert again.text == ext.text and again.cached_tokens == backend.count_tokens(longer) - 1
@@ -97,9 +97,9 @@ async def test_stop_string_inside_a_token_is_cut(backend):
     """The stop string starts in the middle of a generated token; the text ends right before it."""
     prompt = backend.render_chat([user()])
     ref_ids = reference_greedy(backend, prompt, 16)
-    ref = backend._decode(ref_ids)
+    ref = backend._detokenize(ref_ids)
     # a stop that starts inside the 6th token (which is longer than one char) or else at its 2nd char
-    start = len(backend._decode(ref_ids[:5])) + 1
+    start = len(backend._detokenize(ref_ids[:5])) + 1
     stop = ref[start:start + 2]
     gen = await greedy(backend, prompt, 16, stop=("never-produced", stop))
     assert gen.finish_reason is FinishReason.STOP
@@ -119,7 +119,7 @@ async def test_eos_and_length(backend, monkeypatch):
     monkeypatch.setattr(backend, "_eos_ids", frozenset({second}))
     gen = await greedy(backend, prompt, 10)
     assert gen.finish_reason is FinishReason.EOS and gen.num_tokens == 2
-    assert gen.text == backend._decode([first])
+    assert gen.text == backend._detokenize([first])
     monkeypatch.undo()
     gen = await greedy(backend, prompt, 3)
     assert gen.finish_reason is FinishReason.LENGTH and gen.num_tokens == 3
@@ -158,6 +158,36 @@ async def test_seeded_sampling_is_reproducible(backend):
     assert c.text != a.text
 
 
+async def test_batched_decoding_matches_reference(backend):
+    """Rows of different lengths (one a cache hit, one fresh) decode together over a left-padded cache;
+    rows leave the batch at different steps, and the cache each row leaves behind is exact."""
+    backend._prefix.clear()
+    hit = backend.render_chat([user()], assistant_prefix=STEPS)
+    await greedy(backend, hit, 2)
+    prompts = [hit + "Step 3:", backend.render_chat([user("What is 2 + 2?")]), backend.render_chat([user()])]
+    lengths = [9, 3, 6]
+    gens = await backend.generate(prompts, [SamplingParams(max_tokens=n) for n in lengths])
+    assert gens[0].cached_tokens > backend.count_tokens(STEPS) > gens[1].cached_tokens
+    for prompt, n, gen in zip(prompts, lengths, gens, strict=True):
+        assert gen.num_tokens == n and gen.text == backend._detokenize(reference_greedy(backend, prompt, n))
+    for prompt, gen in zip(prompts, gens, strict=True):  # every row's stored cache serves its continuation
+        again = await greedy(backend, prompt + gen.text, 4)
+        assert again.cached_tokens >= backend.count_tokens(prompt)
+        assert again.text == backend._detokenize(reference_greedy(backend, prompt + gen.text, 4))
+
+
+async def test_batch_rows_sharing_a_cached_prefix_all_hit(backend):
+    """Several continuations of one cached prefix in one batch (parallel paths, lookahead drafts)."""
+    backend._prefix.clear()
+    base = backend.render_chat([user()], assistant_prefix=STEPS)
+    await backend.next_token_distribution([base])  # caches exactly the tokens of `base`
+    prompts = [base + f"Step {i}:" for i in (3, 4, 5)]
+    gens = await backend.generate(prompts, [SamplingParams(max_tokens=4)] * 3)
+    for prompt, gen in zip(prompts, gens, strict=True):
+        assert gen.cached_tokens >= backend.count_tokens(base)
+        assert gen.text == backend._detokenize(reference_greedy(backend, prompt, 4))
+
+
 def test_sample_token_top_p_keeps_the_nucleus():
     logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
     gen = torch.Generator().manual_seed(0)
@@ -171,5 +201,17 @@ async def test_concurrent_calls(backend):
     gens = await asyncio.gather(*(greedy(backend, p, 6) for p in prompts),
                                 backend.next_token_distribution(prompts[:1]))
     for prompt, gen in zip(prompts, gens[:3], strict=True):
-        assert gen.text == backend._decode(reference_greedy(backend, prompt, 6))
+        assert gen.text == backend._detokenize(reference_greedy(backend, prompt, 6))
     assert backend.stats().forward_calls > 0
+
+
+async def test_close_rejects_later_calls(tiny_model_dirs):
+    spec = ModelSpec(path=str(tiny_model_dirs.draft), dtype="float32", num_threads=1)
+    backend = HFBackend(spec, tiny_model_dirs.draft)
+    prompt = backend.render_chat([user()])
+    assert (await greedy(backend, prompt, 2)).num_tokens == 2
+    await backend.close()
+    with pytest.raises(BackendUnavailableError):
+        await greedy(backend, prompt, 2)
+    with pytest.raises(BackendUnavailableError):
+        await backend.check_health()

@@ -1,0 +1,65 @@
+"""Benchmark planning: which engine serves which runs, and the order requests are sent in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from benchmarks.config import BenchConfig, RunSpec
+from benchmarks.datasets import Problem
+from cluster.config.loader import format_validation_error, load_config
+from cluster.config.schema import AppArgs
+from cluster.errors import ConfigError
+
+ORDER_NOTES = {
+    "grouped": "grouped by run: all problems of one run, then the next run (config order)",
+    "interleaved": "interleaved: every run on one problem, then the next problem",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One planned request: a run on a problem, `seq` its place in the planned order."""
+
+    seq: int
+    run: RunSpec
+    problem: Problem
+
+
+@dataclass(frozen=True, slots=True)
+class EngineGroup:
+    """Runs that share one app config, hence one engine (all runs, in served mode)."""
+
+    app: AppArgs
+    app_overrides: tuple[str, ...]
+    runs: tuple[RunSpec, ...]
+
+
+def plan_jobs(runs: Sequence[RunSpec], problems: Sequence[Problem], order: str, start: int = 0) -> list[Job]:
+    """Requests in execution order: run-major ("grouped") or problem-major ("interleaved")."""
+    pairs = ([(r, p) for r in runs for p in problems] if order == "grouped"
+             else [(r, p) for p in problems for r in runs])
+    return [Job(start + i, r, p) for i, (r, p) in enumerate(pairs)]
+
+
+def engine_groups(cfg: BenchConfig) -> list[EngineGroup]:
+    """Selected runs grouped by their app overrides (first-appearance order), knobs validated.
+
+    Raises:
+        ConfigError: an invalid app config or a run knob the app's ReasoningParams rejects.
+    """
+    by_key: dict[tuple[str, ...], list[RunSpec]] = {}
+    for run in cfg.selected_runs():
+        by_key.setdefault(tuple(run.app_overrides), []).append(run)
+    groups = []
+    for key, runs in by_key.items():
+        app = load_config(cfg.app_config, [*cfg.app_overrides, *key])
+        for run in runs:
+            try:
+                app.reasoning.with_overrides(run.knobs)
+            except ValidationError as e:
+                raise ConfigError(f"run {run.name}: {format_validation_error(e, 'knobs.')}") from e
+        groups.append(EngineGroup(app, key, tuple(runs)))
+    return groups

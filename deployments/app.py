@@ -1,0 +1,96 @@
+"""The application builder: `deployments.app:build_app` is the import_path of `serve run` / `serve deploy` / KubeRay.
+
+Four deployments, each with the resources and scaling of its `AppArgs.deployments` entry:
+Drafter (draft model), Verifier (target model, batched), Controller (defaults and stats) and
+Ingress (HTTP), which gets a handle to each of the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from ray.serve import Application
+from ray.serve.deployment import Deployment
+
+from cluster.config.loader import format_validation_error
+from cluster.config.schema import AppArgs, DeploymentSpec
+from cluster.errors import ConfigError
+from deployments.controller import ControllerDeployment
+from deployments.drafter import BackendFactory, DrafterDeployment
+from deployments.ingress import IngressDeployment
+from deployments.verifier import VerifierDeployment
+
+
+def deployment_options(spec: DeploymentSpec) -> dict[str, Any]:
+    """`Deployment.options(...)` keyword arguments of one DeploymentSpec."""
+    actor: dict[str, Any] = {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus}
+    if spec.resources:
+        actor["resources"] = dict(spec.resources)
+    if spec.accelerator_type:
+        actor["accelerator_type"] = spec.accelerator_type
+    options: dict[str, Any] = {"ray_actor_options": actor, "max_ongoing_requests": spec.max_ongoing_requests}
+    if spec.autoscaling is not None:
+        options["autoscaling_config"] = spec.autoscaling.model_dump()
+    else:
+        options["num_replicas"] = spec.num_replicas
+    return options
+
+
+def validate_args(args: dict[str, Any] | AppArgs) -> AppArgs:
+    """`args` as AppArgs.
+
+    Raises:
+        ConfigError: naming every invalid key (a Serve config's `args` fail to deploy with this message).
+    """
+    if isinstance(args, AppArgs):
+        return args
+    try:
+        return AppArgs.model_validate(args)
+    except ValidationError as e:
+        raise ConfigError(f"invalid application args: {format_validation_error(e)}") from e
+
+
+def build_app(args: dict[str, Any] | AppArgs) -> Application:
+    """Build the application from the configuration (Serve requires a one-parameter builder).
+
+    Args:
+        args: AppArgs, or a dict validated into it (Serve passes a config file's `args` as a dict).
+
+    Returns:
+        The bound Ingress, ready for `serve.run`.
+
+    Raises:
+        ConfigError: invalid `args`, naming every offending key.
+    """
+    return compose_app(validate_args(args))
+
+
+def compose_app(cfg: AppArgs, *, draft_backend_factory: BackendFactory | None = None,
+                target_backend_factory: BackendFactory | None = None) -> Application:
+    """Bind the four deployments of `cfg`.
+
+    Args:
+        cfg: the validated configuration.
+        draft_backend_factory / target_backend_factory: build a backend from a ModelSpec inside the
+            replica (default `cluster.backends.create_backend`); tests inject fakes here.
+    """
+    d = cfg.deployments
+    batching = {"max_batch_size": d.verifier.max_batch_size, "batch_wait_timeout_s": d.verifier.batch_wait_timeout_s}
+    drafter = _internal(DrafterDeployment, d.drafter).bind(cfg.draft, draft_backend_factory)
+    verifier = _internal(VerifierDeployment, d.verifier, user_config=batching).bind(
+        cfg.target, batching, target_backend_factory)
+    controller = _internal(ControllerDeployment, d.controller).bind(cfg.reasoning)
+    return _with(IngressDeployment, d.ingress).bind(drafter, verifier, controller, cfg)
+
+
+def _with(deployment: Deployment, spec: DeploymentSpec, **extra: Any) -> Deployment:
+    return deployment.options(**deployment_options(spec), **extra)
+
+
+def _internal(deployment: Deployment, spec: DeploymentSpec, **extra: Any) -> Deployment:
+    """A deployment only the ingress calls: no access log line per step (the ingress logs each request)."""
+    return _with(deployment, spec, logging_config={"enable_access_log": False}, **extra)
+
+
+__all__ = ["build_app", "compose_app", "deployment_options", "validate_args"]

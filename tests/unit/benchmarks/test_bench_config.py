@@ -1,0 +1,75 @@
+"""Benchmark config: the shipped files load, overrides apply, inconsistent configs name the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.config import CONFIGS_DIR, load_bench_config
+from cluster.errors import ConfigError
+
+TWO_RUNS = "runs=[{name: target, knobs: {method: target}}, {name: sr, knobs: {method: specreason}}]"
+
+
+def test_engine20_is_issue_2s_matrix():
+    cfg = load_bench_config([CONFIGS_DIR / "engine20.yaml"])
+    assert (cfg.dataset.name, cfg.dataset.size, cfg.dataset.seed) == ("gsm_symbolic", 20, 7)
+    assert [(r.name, r.knobs.get("method"), r.knobs.get("threshold")) for r in cfg.runs] == [
+        ("target", "target", None), ("draft", "draft", None), ("specreason-t7", "specreason", 7)]
+    assert cfg.baseline == "target" and cfg.mode == "inprocess"
+
+
+def test_engine20_vllm_extends_engine20_with_the_vllm_backend():
+    base = load_bench_config([CONFIGS_DIR / "engine20.yaml"])
+    cfg = load_bench_config([CONFIGS_DIR / "engine20-vllm.yaml"])
+    assert cfg.app_overrides == ["draft.backend=vllm", "target.backend=vllm"]
+    assert cfg.name == "engine20-vllm"
+    assert (cfg.runs, cfg.dataset) == (base.runs, base.dataset)
+
+
+def test_smoke_takes_model_paths_from_the_command_line_or_the_environment(monkeypatch):
+    cfg = load_bench_config([CONFIGS_DIR / "smoke.yaml"], ["app_overrides=[draft.path=/d,target.path=/t]"])
+    assert cfg.app_overrides == ["draft.path=/d", "target.path=/t"]
+    assert cfg.dataset.size == 2
+    monkeypatch.setenv("SPECSERVE_SMOKE_DRAFT", "/env/d")
+    monkeypatch.setenv("SPECSERVE_SMOKE_TARGET", "/env/t")
+    assert load_bench_config([CONFIGS_DIR / "smoke.yaml"]).app_overrides == ["draft.path=/env/d",
+                                                                            "target.path=/env/t"]
+
+
+def test_default_file_is_engine20():
+    assert load_bench_config().name == "engine20"
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["runs=[{name: a}, {name: a}]", "baseline=null"], "unique"),
+    (["baseline=nope"], "baseline names unknown runs"),
+    (["compare_to=[nope]"], "compare_to names unknown runs"),
+    (["mode=served"], "needs url"),
+    (["url=http://127.0.0.1:8000"], "mode is inprocess"),
+    (["mode=served", "url=http://127.0.0.1:8000",
+      "runs=[{name: target, app_overrides: [target.backend=vllm]}]"], "per-run app_overrides"),
+    (["concurrency=0"], "concurrency"),
+    (["dataset.name=gsm8k"], "dataset.name"),
+    (["bogus=1"], "bogus"),
+    (["runs=[{name: 'has space'}]", "baseline=null"], "runs.0.name"),
+], ids=["duplicate-runs", "unknown-baseline", "unknown-compare", "served-no-url", "url-not-served",
+        "served-per-run-app", "zero-concurrency", "unknown-dataset", "unknown-key", "bad-run-name"])
+def test_invalid_configs_name_the_problem(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_bench_config([CONFIGS_DIR / "engine20.yaml"], overrides)
+
+
+def test_only_filters_runs_in_config_order():
+    cfg = load_bench_config([CONFIGS_DIR / "engine20.yaml"], ["only=[specreason-t7,target]"])
+    assert [r.name for r in cfg.selected_runs()] == ["target", "specreason-t7"]
+
+
+def test_missing_file_and_extends_cycle_are_config_errors(tmp_path: Path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_bench_config([tmp_path / "none.yaml"])
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_bench_config([tmp_path / "a.yaml"], [TWO_RUNS])
