@@ -104,7 +104,18 @@ def cmd_up(ns: argparse.Namespace) -> int:
     cfg = load_config(files, overrides)
     from deployments.launcher import up  # lazy: only `up` needs Ray
 
-    up(cfg)
+    def on_ready(urls: dict[str, str]) -> None:
+        for name, url in urls.items():
+            print(f"{name:>7}: {url}", flush=True)
+        if ns.ask:
+            from cluster.client import SpecServeClient
+
+            base = urls["openai"].removesuffix("/v1")
+            print(f"\nQ: {ns.ask}", flush=True)
+            print(format_trace(SpecServeClient(base, timeout=cfg.server.request_timeout_s).reason(ns.ask)), flush=True)
+        print("\nserving; Ctrl-C to stop", flush=True)
+
+    up(cfg, on_ready)
     return 0
 
 
@@ -142,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start local Ray and serve the app until Ctrl-C")
     up.add_argument("overrides", nargs="*", help="config files and key=value overrides")
+    up.add_argument("--ask", metavar="QUESTION", help="once serving, answer this question over HTTP and print it")
     up.set_defaults(fn=cmd_up)
 
     bench = sub.add_parser("bench", help="run a benchmark (benchmarks/configs/*.yaml) and write its report")

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -127,8 +128,12 @@ def stop() -> None:
             ray.shutdown()
 
 
-def up(cfg: AppArgs) -> None:
+def up(cfg: AppArgs, on_ready: Callable[[dict[str, str]], None] | None = None) -> None:
     """Serve `cfg` locally until SIGINT or SIGTERM, then shut down cleanly.
+
+    Args:
+        cfg: the validated configuration.
+        on_ready: called with `urls(cfg)` once the app is running (e.g. to send a first request).
 
     Raises:
         ConfigError / LaunchError: see `start`.
@@ -143,6 +148,8 @@ def up(cfg: AppArgs) -> None:
     try:
         for name, url in addresses.items():
             logger.info("%-7s %s", name, url)
+        if on_ready is not None:
+            on_ready(addresses)
         logger.info("serving %r; Ctrl-C to stop", cfg.server.app_name)
         while not stopping.wait(1.0):
             pass

