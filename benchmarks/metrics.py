@@ -15,6 +15,10 @@ left out of latency, token, step and speedup figures):
   (None) for a run without judge calls.
 - ceiling = 1 / (c + (1 − c)(1 − α)): the step-level speculation bound of ALGORITHMS.md §3.3 (Lookahead
   Reasoning's S) that issues 2 and 4 measure against; achieved = speedup vs the baseline ÷ ceiling.
+  It assumes drafting and judging overlap with target work; a strictly sequential loop (draft, judge,
+  then maybe rewrite) is bounded instead by the sequential ceiling 1 / (c + 1 − α), also reported.
+- throughput: successful requests per second over the run's span (first start to last finish);
+  meaningful when several requests are in flight (served mode, concurrency > 1).
 - speedup vs a reference run, pair by pair: only problems both runs answered without error; the
   ratio of mean latencies mean(L_ref) / mean(L_run), and the geometric mean of L_ref / L_run.
 - acceptance per step position: at each step index, judged drafts and how many were accepted.
@@ -89,6 +93,8 @@ class RunSummary:
     cost_ratio: float | None
     cost_ratio_target_from: str | None  # "run" or "baseline": where the target step time came from
     ceiling: float | None
+    sequential_ceiling: float | None = None
+    throughput_rps: float | None = None
     speedups: dict[str, Speedup] = field(default_factory=dict)
     achieved: float | None = None  # speedup (ratio of means) vs the baseline ÷ ceiling
     by_position: tuple[PositionAcceptance, ...] = ()
@@ -169,6 +175,23 @@ def ceiling(c: float | None, alpha: float | None) -> float | None:
     return 1.0 / denom if denom > 0 else math.inf
 
 
+def sequential_ceiling(c: float | None, alpha: float | None) -> float | None:
+    """1 / (c + 1 − α): a sequential draft → judge → rewrite loop; e.g. c = 0.5, α = 0.7 → 1 / 0.8 = 1.25."""
+    if c is None or alpha is None:
+        return None
+    denom = c + 1 - alpha
+    return 1.0 / denom if denom > 0 else math.inf
+
+
+def throughput(records: Sequence[ProblemRecord]) -> float | None:
+    """Successful requests per second between the first start and the last finish of `records`."""
+    ok = [r for r in records if r.ok]
+    if not ok:
+        return None
+    span = max(r.started_s + r.latency_s for r in ok) - min(r.started_s for r in ok)
+    return len(ok) / span if span > 0 else None
+
+
 def pairwise_speedup(run: Sequence[ProblemRecord], reference: Sequence[ProblemRecord], name: str) -> Speedup:
     """Speedup of `run` over `reference`, problem by problem (only problems both answered without error)."""
     ref = {r.problem_id: r.latency_s for r in reference if r.ok}
@@ -226,7 +249,8 @@ def summarize_run(name: str, records: Sequence[ProblemRecord], *, fallback_targe
         target_tokens_mean=mean(s.target_tokens for s in stats), draft_tokens_mean=mean(s.draft_tokens for s in stats),
         steps_drafted=drafted, steps_accepted=accepted, judge_calls=judges, alpha=alpha,
         accepted_per_verification=_ratio(accepted, judges), step_times=times, cost_ratio=c,
-        cost_ratio_target_from=c_from, ceiling=ceil, speedups=speedups, achieved=achieved,
+        cost_ratio_target_from=c_from, ceiling=ceil, sequential_ceiling=sequential_ceiling(c, alpha),
+        throughput_rps=throughput(records), speedups=speedups, achieved=achieved,
         by_position=acceptance_by_position(ok),
     )
 

@@ -23,7 +23,8 @@ DEFINITIONS = (
     "of per-problem ratios (pairs). Tokens: means per problem. α = Σaccepted/Σdrafted steps; accepted per "
     "verification = Σaccepted/Σjudge calls. Step times pool over problems: draft = draft time/draft calls, "
     "judge = judge time/judge calls, target = target time/target steps. c = (draft + judge)/target step († = "
-    "target step time of the baseline run). Ceiling = 1/(c + (1−c)(1−α)); achieved = speedup/ceiling. "
+    "target step time of the baseline run). Ceiling = 1/(c + (1−c)(1−α)); achieved = speedup/ceiling; "
+    "sequential ceiling = 1/(c + 1 − α). Throughput: successful requests per minute over the run's span. "
     "Definitions in `benchmarks/metrics.py`."
 )
 
@@ -83,20 +84,22 @@ def _header(meta: dict[str, Any], run_dir: Path) -> list[str]:
 def _quality_table(summaries: Sequence[RunSummary], baseline: str | None) -> list[str]:
     ref = baseline or "baseline"
     lines = [f"| run | knobs | accuracy [95% CI] | latency mean / p50 / p90 (s) | speedup vs {ref} "
-             "| target tokens | draft tokens | errors |", "|---|---|---|---|---|---|---|---|"]
+             "| target tokens | draft tokens | throughput (req/min) | errors |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         ci = f" [{s.accuracy_ci[0]:.2f}, {s.accuracy_ci[1]:.2f}]" if s.accuracy_ci else ""
         lines.append(
             f"| {s.name} | {_knobs(s.knobs)} | {s.correct}/{s.n} = {_f(s.accuracy)}{ci} "
             f"| {_f(s.latency_mean)} / {_f(s.latency_p50)} / {_f(s.latency_p90)} "
             f"| {_speedup(s, baseline) if baseline else '—'} | {_f(s.target_tokens_mean, '.0f')} "
-            f"| {_f(s.draft_tokens_mean, '.0f')} | {s.errors} |")
+            f"| {_f(s.draft_tokens_mean, '.0f')} | {_f(None if s.throughput_rps is None else 60 * s.throughput_rps)} "
+            f"| {s.errors} |")
     return lines
 
 
 def _speculation_table(summaries: Sequence[RunSummary]) -> list[str]:
     lines = ["| run | α (accepted/drafted) | accepted per verification | step time draft / judge / target (s) "
-             "| c | ceiling | achieved |", "|---|---|---|---|---|---|---|"]
+             "| c | ceiling | achieved | sequential ceiling |", "|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         t = s.step_times
         alpha = f"{_f(s.alpha)} ({s.steps_accepted}/{s.steps_drafted})" if s.alpha is not None else "—"
@@ -104,7 +107,8 @@ def _speculation_table(summaries: Sequence[RunSummary]) -> list[str]:
         lines.append(
             f"| {s.name} | {alpha} | {_f(s.accepted_per_verification)} "
             f"| {_f(t.draft_s)} / {_f(t.judge_s)} / {_f(t.target_s)} | {_f(s.cost_ratio)}{dagger} "
-            f"| {_f(s.ceiling, '.2f', '×')} | {_f(None if s.achieved is None else 100 * s.achieved, '.0f', '%')} |")
+            f"| {_f(s.ceiling, '.2f', '×')} | {_f(None if s.achieved is None else 100 * s.achieved, '.0f', '%')} "
+            f"| {_f(s.sequential_ceiling, '.2f', '×')} |")
     return lines
 
 

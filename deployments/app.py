@@ -1,7 +1,7 @@
 """The application builder: `deployments.app:build_app` is the import_path of `serve run` / `serve deploy` / KubeRay.
 
 Four deployments, each with the resources and scaling of its `AppArgs.deployments` entry:
-Drafter (draft model), Verifier (target model, batched), Controller (defaults and stats) and
+Drafter (draft model, batched), Verifier (target model, batched), Controller (defaults and stats) and
 Ingress (HTTP), which gets a handle to each of the others.
 """
 
@@ -14,7 +14,7 @@ from ray.serve import Application
 from ray.serve.deployment import Deployment
 
 from cluster.config.loader import format_validation_error
-from cluster.config.schema import AppArgs, DeploymentSpec
+from cluster.config.schema import AppArgs, BatchedDeploymentSpec, DeploymentSpec
 from cluster.errors import ConfigError
 from deployments.controller import ControllerDeployment
 from deployments.drafter import BackendFactory, DrafterDeployment
@@ -76,12 +76,18 @@ def compose_app(cfg: AppArgs, *, draft_backend_factory: BackendFactory | None = 
             replica (default `cluster.backends.create_backend`); tests inject fakes here.
     """
     d = cfg.deployments
-    batching = {"max_batch_size": d.verifier.max_batch_size, "batch_wait_timeout_s": d.verifier.batch_wait_timeout_s}
-    drafter = _internal(DrafterDeployment, d.drafter).bind(cfg.draft, draft_backend_factory)
-    verifier = _internal(VerifierDeployment, d.verifier, user_config=batching).bind(
-        cfg.target, batching, target_backend_factory)
+    draft_batching = _batching(d.drafter)
+    target_batching = _batching(d.verifier)
+    drafter = _internal(DrafterDeployment, d.drafter, user_config=draft_batching).bind(
+        cfg.draft, draft_batching, draft_backend_factory)
+    verifier = _internal(VerifierDeployment, d.verifier, user_config=target_batching).bind(
+        cfg.target, target_batching, target_backend_factory)
     controller = _internal(ControllerDeployment, d.controller).bind(cfg.reasoning)
     return _with(IngressDeployment, d.ingress).bind(drafter, verifier, controller, cfg)
+
+
+def _batching(spec: BatchedDeploymentSpec) -> dict[str, Any]:
+    return {"max_batch_size": spec.max_batch_size, "batch_wait_timeout_s": spec.batch_wait_timeout_s}
 
 
 def _with(deployment: Deployment, spec: DeploymentSpec, **extra: Any) -> Deployment:

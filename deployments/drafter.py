@@ -1,4 +1,4 @@
-"""Drafter deployment: the draft-model replica, a thin shim over an injected backend."""
+"""Drafter deployment: the draft-model replica; `@serve.batch` merges draft steps of concurrent requests."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Any
 from ray import serve
 
 from cluster.backends import ModelBackend, create_backend
-from cluster.backends.roles import BackendDrafter
+from cluster.backends.roles import generate_steps_each
 from cluster.config.schema import ModelSpec
 from cluster.reasoning.types import StepContext, StepOutput, StepParams
+from deployments.batching import apply_batching, run_merged, unwrap
 from deployments.metrics import CallMetrics
 
 BackendFactory = Callable[[ModelSpec], ModelBackend]
@@ -24,20 +25,30 @@ class DrafterDeployment:
 
     Args:
         spec: the draft model.
+        batching: initial BatchingParams as a dict (Serve's `user_config` replaces it).
         backend_factory: builds the backend from `spec` (default `create_backend`; tests inject fakes).
     """
 
-    def __init__(self, spec: ModelSpec, backend_factory: BackendFactory | None = None) -> None:
+    def __init__(self, spec: ModelSpec, batching: dict[str, Any] | None = None,
+                 backend_factory: BackendFactory | None = None) -> None:
         self._backend = (backend_factory or create_backend)(spec)
-        self._drafter = BackendDrafter(self._backend)
         self._metrics = CallMetrics("drafter")
+        self.reconfigure(batching or {})
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Apply new batching settings (Serve calls this on a `user_config` change)."""
+        apply_batching(user_config, self._draft_batch)
 
     async def draft_steps(self, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
         """The next step after each context (see `Drafter.draft_steps`)."""
+        return unwrap(await self._draft_batch([(ctx, params) for ctx in ctxs]))
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _draft_batch(self, calls: list[list[tuple[StepContext, StepParams]]]) -> list[Any]:
         t0 = time.perf_counter()
-        out = await self._drafter.draft_steps(ctxs, params)
-        self._metrics.observe("draft", time.perf_counter() - t0, items=len(ctxs))
-        return out
+        split = await run_merged(calls, lambda flat: generate_steps_each(self._backend, flat))
+        self._metrics.observe("draft", time.perf_counter() - t0, calls=len(calls), items=sum(map(len, calls)))
+        return split
 
     def backend_stats(self) -> dict[str, Any]:
         """Cumulative counters of the backend (prompt/cached/generated tokens, forward calls)."""

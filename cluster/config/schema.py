@@ -74,14 +74,14 @@ class DeploymentSpec(StrictModel):
     autoscaling: AutoscalingConfig | None = Field(None, description="Autoscaling; None = fixed num_replicas.")
 
 
-class VerifierDeploymentSpec(DeploymentSpec):
-    """The verifier (target) deployment: a DeploymentSpec plus request batching."""
+class BatchedDeploymentSpec(DeploymentSpec):
+    """A model deployment (drafter or verifier): a DeploymentSpec plus batching of concurrent calls."""
 
     max_batch_size: int = Field(8, gt=0, description="Most calls batched into one forward pass.")
     batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a batch waits to fill.")
 
     @model_validator(mode="after")
-    def _batch_fits(self) -> VerifierDeploymentSpec:
+    def _batch_fits(self) -> BatchedDeploymentSpec:
         if self.max_batch_size > self.max_ongoing_requests:
             raise ValueError("max_batch_size must be ≤ max_ongoing_requests (a batch never fills otherwise)")
         return self
@@ -90,9 +90,9 @@ class VerifierDeploymentSpec(DeploymentSpec):
 class DeploymentsConfig(StrictModel):
     """Per-role Ray Serve deployment settings."""
 
-    drafter: DeploymentSpec = Field(default_factory=DeploymentSpec, description="Draft-model replicas.")
-    verifier: VerifierDeploymentSpec = Field(default_factory=VerifierDeploymentSpec,
-                                             description="Target-model (verifier) replicas.")
+    drafter: BatchedDeploymentSpec = Field(default_factory=BatchedDeploymentSpec, description="Draft-model replicas.")
+    verifier: BatchedDeploymentSpec = Field(default_factory=BatchedDeploymentSpec,
+                                            description="Target-model (verifier) replicas.")
     controller: DeploymentSpec = Field(default_factory=lambda: DeploymentSpec(num_cpus=0.1),
                                        description="Controller (policy state).")
     ingress: DeploymentSpec = Field(default_factory=lambda: DeploymentSpec(num_cpus=0.1, max_ongoing_requests=256),

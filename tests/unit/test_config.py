@@ -42,7 +42,7 @@ def test_every_field_has_a_description():
     from cluster.config import schema
 
     for model in [schema.AppArgs, schema.ModelSpec, schema.ReasoningParams, schema.DeploymentSpec,
-                  schema.VerifierDeploymentSpec, schema.ServerConfig, schema.AutoscalingConfig]:
+                  schema.BatchedDeploymentSpec, schema.ServerConfig, schema.AutoscalingConfig]:
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name}"
 

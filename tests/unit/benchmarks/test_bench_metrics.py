@@ -13,8 +13,10 @@ from benchmarks.metrics import (
     cost_ratio,
     pairwise_speedup,
     percentile,
+    sequential_ceiling,
     step_times,
     summarize,
+    throughput,
     wilson_interval,
 )
 from tests.unit.benchmarks.bench_fakes import ACCEPTED, DRAFT, REWRITTEN, TARGET, record
@@ -147,3 +149,20 @@ def test_summarize_skips_missing_reference_runs():
     (s,) = summarize([record("spec", "p1", latency=1.0)], baseline="target", compare_to=["token-sd"])
     assert s.speedups == {}
     assert s.achieved is None
+
+
+def test_sequential_ceiling_formula():
+    assert sequential_ceiling(0.5, 0.7) == pytest.approx(1 / 0.8)
+    assert sequential_ceiling(0.5, 0.0) == pytest.approx(1 / 1.5)  # every draft rejected: slower than target
+    assert sequential_ceiling(None, 0.5) is None
+
+
+def test_throughput_spans_first_start_to_last_finish():
+    """Two requests start at 0 and 1 s and take 4 s each: 2 requests over 5 s = 0.4 req/s."""
+    import dataclasses
+
+    a = record("r", "p0", latency=4.0)
+    b = dataclasses.replace(record("r", "p1", latency=4.0), started_s=1.0)
+    failed = dataclasses.replace(record("r", "p2", latency=100.0, error="boom"), started_s=50.0)
+    assert throughput([a, b, failed]) == pytest.approx(0.4)
+    assert throughput([failed]) is None
