@@ -35,11 +35,11 @@ from cluster.backends.base import (
     TokenDistribution,
 )
 from cluster.backends.kv_cache import PrefixCache, extract_row, merge_left_padded
+from cluster.backends.tokenizer import ChatTokenizer
 from cluster.errors import (
     BackendError,
     BackendUnavailableError,
     InvalidRequestError,
-    PromptTooLongError,
     SpecServeError,
 )
 from cluster.reasoning.types import FinishReason
@@ -107,6 +107,7 @@ class HFBackend(ModelBackend):
             torch.set_num_threads(spec.num_threads)
         dtype = "auto" if spec.dtype == "auto" else getattr(torch, spec.dtype)
         self._tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self._chat = ChatTokenizer(self._tokenizer, spec.max_model_len)
         self._model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, local_files_only=True).eval()
         config = self._model.config
         self._new_cache = lambda: DynamicCache(config=config)
@@ -135,17 +136,10 @@ class HFBackend(ModelBackend):
         return self._spec.max_model_len
 
     def render_chat(self, messages: Sequence[ChatMessage], assistant_prefix: str | None = None) -> str:
-        """Apply the chat template with a generation prompt; `assistant_prefix` is appended to it verbatim.
-
-        Appending to the generation prompt equals vLLM's `continue_final_message` for ChatML templates and
-        also keeps what a template's generation prompt adds (e.g. an opening `<think>`).
-        """
-        dicts = [{"role": m.role, "content": m.content} for m in messages]
-        text = self._tokenizer.apply_chat_template(dicts, add_generation_prompt=True, tokenize=False)
-        return text + (assistant_prefix or "")
+        return self._chat.render(messages, assistant_prefix)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._encode(text))
+        return len(self._chat.encode(text))
 
     async def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Generation]:
         if len(prompts) != len(params):
@@ -187,17 +181,6 @@ class HFBackend(ModelBackend):
         except Exception as e:  # torch/transformers failures surface as the engine's error
             raise BackendError(f"{type(e).__name__}: {e}") from e
 
-    def _encode(self, text: str) -> list[int]:
-        return self._tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def _prompt_ids(self, prompt: str, *, room: int) -> list[int]:
-        ids = self._encode(prompt)
-        if not ids:
-            raise InvalidRequestError("empty prompt", field="messages")
-        if len(ids) + room > self.max_model_len:
-            raise PromptTooLongError(len(ids), self.max_model_len)
-        return ids
-
     def _prefill(self, ids: list[int], *, steal: bool = True) -> tuple[torch.Tensor, object, int]:
         """Logits after `ids` [vocab], the cache holding all of `ids`, and how many tokens it reused."""
         cache, cached = self._prefix.take(ids, steal=steal)
@@ -214,7 +197,7 @@ class HFBackend(ModelBackend):
 
     @torch.inference_mode()
     def _generate_all(self, prompts: list[str], params: list[SamplingParams]) -> list[Generation]:
-        all_ids = [self._prompt_ids(p, room=1) for p in prompts]  # validate the whole batch first
+        all_ids = [self._chat.prompt_ids(p, room=1) for p in prompts]  # validate the whole batch first
         self._stats.batch_sizes.append(len(prompts))
         rows, caches, logits = [], [], []
         for k, (ids, p) in enumerate(zip(all_ids, params, strict=True)):
@@ -290,7 +273,7 @@ class HFBackend(ModelBackend):
 
     @torch.inference_mode()
     def _distributions(self, prompts: list[str], top_k: int) -> list[TokenDistribution]:
-        all_ids = [self._prompt_ids(p, room=0) for p in prompts]
+        all_ids = [self._chat.prompt_ids(p, room=0) for p in prompts]
         self._stats.batch_sizes.append(len(prompts))
         result = []
         for ids in all_ids:

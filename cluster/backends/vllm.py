@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cluster.backends.base import BackendStats, ChatMessage, Generation, ModelBackend, SamplingParams, TokenDistribution
-from cluster.errors import BackendError, BackendUnavailableError, InvalidRequestError, PromptTooLongError
+from cluster.backends.tokenizer import ChatTokenizer
+from cluster.errors import BackendError, BackendUnavailableError, InvalidRequestError
 from cluster.reasoning.types import FinishReason
 
 if TYPE_CHECKING:
@@ -171,6 +172,7 @@ class VLLMBackend(ModelBackend):
             self._engine: AsyncLLM | None = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
         self._tokenizer = self._engine.get_tokenizer()
         self._max_model_len = self._engine.model_config.max_model_len
+        self._chat = ChatTokenizer(self._tokenizer, self._max_model_len)
         self._max_logprobs = self._engine.model_config.max_logprobs
         self._ids = itertools.count()
         self._id_prefix = uuid.uuid4().hex[:8]
@@ -184,18 +186,15 @@ class VLLMBackend(ModelBackend):
         return self._max_model_len
 
     def render_chat(self, messages: Sequence[ChatMessage], assistant_prefix: str | None = None) -> str:
-        """Apply the chat template with a generation prompt; `assistant_prefix` is appended to it verbatim."""
-        dicts = [{"role": m.role, "content": m.content} for m in messages]
-        text = self._tokenizer.apply_chat_template(dicts, add_generation_prompt=True, tokenize=False)
-        return text + (assistant_prefix or "")
+        return self._chat.render(messages, assistant_prefix)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._encode(text))
+        return len(self._chat.encode(text))
 
     async def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Generation]:
         if len(prompts) != len(params):
             raise InvalidRequestError(f"{len(prompts)} prompts but {len(params)} sampling params")
-        all_ids = [self._prompt_ids(p) for p in prompts]  # validate the whole batch before submitting
+        all_ids = [self._chat.prompt_ids(p) for p in prompts]  # validate the whole batch before submitting
         requests = [(ids, _vllm_sampling(max_tokens=min(p.max_tokens, self._max_model_len - len(ids)),
                                          temperature=p.temperature, top_p=p.top_p, stop=list(p.stop) or None,
                                          seed=p.seed))
@@ -207,7 +206,7 @@ class VLLMBackend(ModelBackend):
         if not 0 < top_k <= self._max_logprobs:
             raise InvalidRequestError(f"top_k must be in 1..{self._max_logprobs}, got {top_k}", field="top_k")
         sp = _vllm_sampling(max_tokens=1, temperature=0.0, logprobs=top_k)
-        outs = await self._submit([(self._prompt_ids(p), sp) for p in prompts])
+        outs = await self._submit([(self._chat.prompt_ids(p), sp) for p in prompts])
         return [self._distribution(o, top_k) for o in outs]
 
     def stats(self) -> BackendStats:
@@ -248,17 +247,6 @@ class VLLMBackend(ModelBackend):
         if self._engine is None:
             raise BackendUnavailableError("backend is closed")
         return self._engine
-
-    def _encode(self, text: str) -> list[int]:
-        return self._tokenizer.encode(text, add_special_tokens=False)
-
-    def _prompt_ids(self, prompt: str) -> list[int]:
-        ids = self._encode(prompt)
-        if not ids:
-            raise InvalidRequestError("empty prompt", field="messages")
-        if len(ids) >= self._max_model_len:
-            raise PromptTooLongError(len(ids), self._max_model_len)
-        return ids
 
     async def _submit(self, requests: list[tuple[list[int], Any]]) -> list[RequestOutput]:
         """Run every (token ids, vLLM sampling params) request concurrently; the first failure cancels the rest."""

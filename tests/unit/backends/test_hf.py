@@ -37,7 +37,7 @@ def user(text: str = QUESTION) -> ChatMessage:
 @torch.inference_mode()
 def reference_greedy(backend: HFBackend, prompt: str, n: int) -> list[int]:
     """n greedy tokens, recomputing the full sequence every step (no cache)."""
-    ids = backend._encode(prompt)
+    ids = backend._chat.encode(prompt)
     out: list[int] = []
     for _ in range(n):
         logits = backend._model(input_ids=torch.tensor([ids + out]), use_cache=False).logits[0, -1]
@@ -47,7 +47,7 @@ def reference_greedy(backend: HFBackend, prompt: str, n: int) -> list[int]:
 
 @torch.inference_mode()
 def reference_probs(backend: HFBackend, prompt: str) -> torch.Tensor:
-    ids = backend._encode(prompt)
+    ids = backend._chat.encode(prompt)
     return torch.softmax(backend._model(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1], dim=-1)
 
 

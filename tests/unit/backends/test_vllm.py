@@ -184,7 +184,7 @@ async def test_context_limit_rejects_before_submitting_and_clamps_max_tokens(bac
         await backend.next_token_distribution([too_long])
     assert len(backend.stats().batch_sizes) == calls  # nothing reached the engine
 
-    ids = backend._encode(too_long)[: MAX_MODEL_LEN - 10]
+    ids = backend._chat.encode(too_long)[: MAX_MODEL_LEN - 10]
     fits = backend._tokenizer.decode(ids)
     assert backend.count_tokens(fits) == MAX_MODEL_LEN - 10
     gen = await greedy(backend, fits, 50)
