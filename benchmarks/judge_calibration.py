@@ -1,100 +1,120 @@
-"""How well the target separates correct from corrupted steps under each judge prompt (0–9 score).
+"""Does the target tell correct steps from wrong ones? Judge prompts scored on hand-written step pairs.
 
-Good steps are the target's own steps on problems it solves; bad steps are the same steps with one
-number changed. For each judge prompt the report gives the mean expected score of good and bad steps,
-the AUC (P[score(good) > score(bad)]) and the acceptance of each at several thresholds. Run on a seed
-the benchmarks do not use, so the choice of prompt is not tuned on the benchmark problems:
+Each case is a problem, the steps so far and a candidate step that is either correct or wrong (a
+wrong number, a wrong operation). For each judge prompt the target's score of every candidate is
+read from its next-token distribution, and the report gives the scores of good and bad candidates
+and the AUC, P[score(good) > score(bad)] (0.5 = the judge cannot tell them apart):
 
-    python -m benchmarks.judge_calibration [problems=8] [seed=11] [key=value …app overrides]
+    python -m benchmarks.judge_calibration [key=value …app overrides, e.g. target.backend=vllm]
+
+Prompts: `inline` (specserve's judge, cluster/reasoning/prompts.py), `specreason` (the reference
+code's wording), and two yes/no judges (score = 9·P(yes)/(P(yes)+P(no))), one with the candidate
+in the assistant turn and one with it quoted in the user turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 from collections.abc import Callable
 from statistics import mean
 
-from benchmarks.config import DatasetConfig
-from benchmarks.datasets import load_gsm_symbolic
 from cluster.backends import create_backend
-from cluster.backends.roles import BackendVerifier
 from cluster.config import load_config
 from cluster.reasoning import prompts
-from cluster.reasoning.methods.baseline import run_target
 from cluster.reasoning.scoring import score_from_distribution
-from cluster.reasoning.steps import answers_match, continuation_prefix
+from cluster.reasoning.steps import continuation_prefix
 from cluster.reasoning.types import ChatMessage, StepContext
 
-_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)", re.S)
-THRESHOLDS = (5.0, 6.0, 6.5, 7.0, 7.5, 8.0)
+CLIPS = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+         "How many clips did Natalia sell altogether in April and May?")
+EGGS = "A baker makes 12 cakes a day. Each cake uses 3 eggs. How many eggs does the baker use in 5 days?"
+C1, C2 = "In April, Natalia sold 48 clips.", "In May she sold half as many, so 48 / 2 = 24 clips."
+E1 = "Each day the baker uses 12 * 3 = 36 eggs."
+# (question, steps so far, candidate, candidate is correct)
+CASES: list[tuple[str, tuple[str, ...], str, bool]] = [
+    (CLIPS, (), C1, True),
+    (CLIPS, (), "In April, Natalia sold 96 clips.", False),
+    (CLIPS, (C1,), C2, True),
+    (CLIPS, (C1,), "In May she sold half as many, so 48 / 2 = 28 clips.", False),
+    (CLIPS, (C1,), "In May she sold twice as many, so 48 * 2 = 96 clips.", False),
+    (CLIPS, (C1, C2), "Altogether she sold 48 + 24 = 72 clips. The answer is \\boxed{72}.", True),
+    (CLIPS, (C1, C2), "Altogether she sold 48 + 24 = 62 clips. The answer is \\boxed{62}.", False),
+    (CLIPS, (C1, C2), "Altogether she sold 48 - 24 = 24 clips. The answer is \\boxed{24}.", False),
+    (EGGS, (), E1, True),
+    (EGGS, (), "Each day the baker uses 12 * 3 = 32 eggs.", False),
+    (EGGS, (E1,), "In 5 days the baker uses 36 * 5 = 180 eggs. The answer is \\boxed{180}.", True),
+    (EGGS, (E1,), "In 5 days the baker uses 36 * 5 = 150 eggs. The answer is \\boxed{150}.", False),
+    (EGGS, (E1,), "In 5 days the baker uses 36 + 5 = 41 eggs. The answer is \\boxed{41}.", False),
+]
+SPECREASON_INSTRUCTION = (
+    "Evaluate the last reasoning step solely based on factual correctness and logical validity. Ignore style, "
+    "phrasing, or overall usefulness: only judge whether the step is objectively correct and logically follows "
+    "from prior steps. Assign a score from 0 to 9.")
+YES_NO = "(every number and calculation right, and logically valid)? Answer Yes or No."
+Prompt = tuple[list[ChatMessage], str]
 
 
-def corrupt(step: str) -> str | None:
-    """The step with its last number changed (+1, or ×2 for one-digit numbers), or None without numbers."""
-    m = _LAST_NUMBER.search(step)
-    if not m:
-        return None
-    n = int(m.group(1))
-    return step[: m.start()] + str(n * 2 if n < 10 else n + 1) + step[m.end():]
+def _reasoning(ctx: StepContext, candidate: str) -> str:
+    return continuation_prefix(ctx.steps, "\n\n") + candidate
 
 
-def quoted_judge(ctx: StepContext, candidate: str, delimiter: str) -> tuple[list[ChatMessage], str]:
-    """Variant: the steps so far stay in the assistant turn; the candidate is quoted in the user turn."""
-    return [
-        prompts.question_message(ctx),
-        ChatMessage("assistant", continuation_prefix(ctx.steps, delimiter).rstrip() or "(no steps yet)"),
-        ChatMessage("user", "Here is a proposed next step:\n\n" + candidate + "\n\n" + prompts.JUDGE_INSTRUCTION
-                    .replace("the last step of your reasoning above", "the proposed step")),
-    ], prompts.JUDGE_PREFILL
+def specreason_judge(ctx: StepContext, candidate: str) -> Prompt:
+    return [prompts.question_message(ctx), ChatMessage("assistant", _reasoning(ctx, candidate) + "\n\n"),
+            ChatMessage("user", SPECREASON_INSTRUCTION)], prompts.JUDGE_PREFILL
 
 
-VARIANTS: dict[str, Callable[..., tuple[list[ChatMessage], str]]] = {"inline": prompts.judge, "quoted": quoted_judge}
+def yes_no_judge(ctx: StepContext, candidate: str) -> Prompt:
+    return [prompts.question_message(ctx), ChatMessage("assistant", _reasoning(ctx, candidate)),
+            ChatMessage("user", f"Is the last step of your reasoning above correct {YES_NO}")], ""
 
 
-async def calibrate(n: int, seed: int, overrides: list[str]) -> dict:
-    cfg = load_config(overrides=overrides)
-    backend = create_backend(cfg.target)
-    verifier = BackendVerifier(backend)
-    params = cfg.reasoning.with_overrides({"method": "target"})
-    scores: dict[str, dict[str, list[float]]] = {v: {"good": [], "bad": []} for v in VARIANTS}
-    for problem in load_gsm_symbolic(DatasetConfig(name="gsm_symbolic", size=n, seed=seed)):
-        result = await run_target(problem.question, None, verifier, params)  # type: ignore[arg-type]
-        if not answers_match(result.answer, problem.answer):
-            continue  # only steps of correct solutions count as good
-        steps = [r.text for r in result.steps]
-        for i, good in enumerate(steps):
-            bad = corrupt(good)
-            if bad is None:
-                continue
-            ctx = StepContext(problem.question, tuple(steps[:i]))
-            for name, build in VARIANTS.items():
-                for kind, cand in (("good", good), ("bad", bad)):
-                    prompt = backend.render_chat(*build(ctx, cand, params.step_delimiter))
-                    (dist,) = await backend.next_token_distribution([prompt], 10)
-                    scores[name][kind].append(score_from_distribution(dist.top).expected)
-    await backend.close()
-    return {name: summarize(s["good"], s["bad"]) for name, s in scores.items()}
+def yes_no_quoted_judge(ctx: StepContext, candidate: str) -> Prompt:
+    steps = continuation_prefix(ctx.steps, "\n\n").rstrip() or "(no steps yet)"
+    return [prompts.question_message(ctx), ChatMessage("assistant", steps),
+            ChatMessage("user", f"Proposed next step:\n\n{candidate}\n\nIs this proposed step correct {YES_NO}")], ""
 
 
-def summarize(good: list[float], bad: list[float]) -> dict:
-    pairs = [(g > b) + 0.5 * (g == b) for g in good for b in bad]
-    return {
-        "n_good": len(good), "n_bad": len(bad),
-        "mean_good": mean(good) if good else None, "mean_bad": mean(bad) if bad else None,
-        "auc": mean(pairs) if pairs else None,
-        "accept_good": {t: mean(g >= t for g in good) for t in THRESHOLDS} if good else {},
-        "accept_bad": {t: mean(b >= t for b in bad) for t in THRESHOLDS} if bad else {},
-    }
+VARIANTS: dict[str, tuple[Callable[[StepContext, str], Prompt], bool]] = {  # name → (prompt, is yes/no)
+    "inline": (lambda ctx, cand: prompts.judge(ctx, cand, "\n\n"), False),
+    "specreason": (specreason_judge, False),
+    "yes_no": (yes_no_judge, True),
+    "yes_no_quoted": (yes_no_quoted_judge, True),
+}
+
+
+def yes_no_score(top: tuple[tuple[str, float], ...]) -> float:
+    """9 · P(yes) / (P(yes) + P(no)) over the top next tokens (0 when neither appears)."""
+    p_yes = sum(p for t, p in top if t.strip().lower() == "yes")
+    p_no = sum(p for t, p in top if t.strip().lower() == "no")
+    return 9 * p_yes / (p_yes + p_no) if p_yes + p_no else 0.0
+
+
+def auc(good: list[float], bad: list[float]) -> float:
+    """P[score(good) > score(bad)], ties counting one half."""
+    return mean((g > b) + 0.5 * (g == b) for g in good for b in bad)
+
+
+async def calibrate(overrides: list[str]) -> dict[str, dict]:
+    backend = create_backend(load_config(overrides=overrides).target)
+    report = {}
+    try:
+        for name, (build, yes_no) in VARIANTS.items():
+            good, bad = [], []
+            for question, steps, candidate, correct in CASES:
+                prompt = backend.render_chat(*build(StepContext(question, steps), candidate))
+                (dist,) = await backend.next_token_distribution([prompt], 10)
+                score = yes_no_score(dist.top) if yes_no else score_from_distribution(dist.top).expected
+                (good if correct else bad).append(round(score, 2))
+            report[name] = {"good": good, "bad": bad, "auc": round(auc(good, bad), 3)}
+    finally:
+        await backend.close()
+    return report
 
 
 def main(argv: list[str]) -> int:
-    kv = dict(a.split("=", 1) for a in argv if a.split("=", 1)[0] in ("problems", "seed"))
-    overrides = [a for a in argv if a.split("=", 1)[0] not in ("problems", "seed")]
-    report = asyncio.run(calibrate(int(kv.get("problems", 8)), int(kv.get("seed", 11)), overrides))
-    print(json.dumps(report, indent=2))
+    print(json.dumps(asyncio.run(calibrate(argv)), indent=1))
     return 0
 
 
