@@ -81,18 +81,21 @@ def _header(meta: dict[str, Any], run_dir: Path) -> list[str]:
     return lines
 
 
-def _quality_table(summaries: Sequence[RunSummary], baseline: str | None) -> list[str]:
+def _quality_table(summaries: Sequence[RunSummary], baseline: str | None, concurrent: bool) -> list[str]:
+    """Accuracy, latency, speedup and tokens per run; throughput only when requests overlapped (it is
+    meaningless for one request at a time, above all in interleaved order)."""
     ref = baseline or "baseline"
     lines = [f"| run | knobs | accuracy [95% CI] | latency mean / p50 / p90 (s) | speedup vs {ref} "
              "| target tokens | draft tokens | throughput (req/min) | errors |",
              "|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         ci = f" [{s.accuracy_ci[0]:.2f}, {s.accuracy_ci[1]:.2f}]" if s.accuracy_ci else ""
+        rpm = 60 * s.throughput_rps if concurrent and s.throughput_rps else None
         lines.append(
             f"| {s.name} | {_knobs(s.knobs)} | {s.correct}/{s.n} = {_f(s.accuracy)}{ci} "
             f"| {_f(s.latency_mean)} / {_f(s.latency_p50)} / {_f(s.latency_p90)} "
             f"| {_speedup(s, baseline) if baseline else '—'} | {_f(s.target_tokens_mean, '.0f')} "
-            f"| {_f(s.draft_tokens_mean, '.0f')} | {_f(None if s.throughput_rps is None else 60 * s.throughput_rps)} "
+            f"| {_f(s.draft_tokens_mean, '.0f')} | {_f(rpm)} "
             f"| {s.errors} |")
     return lines
 
@@ -134,7 +137,8 @@ def _position_table(summaries: Sequence[RunSummary]) -> list[str]:
 def render_markdown(meta: dict[str, Any], summaries: Sequence[RunSummary], run_dir: Path,
                     baseline: str | None, plots: Sequence[Path] = ()) -> str:
     """The report block: header (command, machine, software, models, mode), tables, plots, definitions."""
-    lines = _header(meta, run_dir) + _quality_table(summaries, baseline) + [""]
+    concurrent = int(meta.get("concurrency", 1)) > 1
+    lines = _header(meta, run_dir) + _quality_table(summaries, baseline, concurrent) + [""]
     if any(s.judge_calls or s.steps_drafted for s in summaries):
         lines += _speculation_table(summaries) + [""]
     refs = [r for r in meta.get("compare_to", []) if r != baseline]
