@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from cluster.reasoning.run import ReasoningRun, StepCallback
-from cluster.reasoning.types import Author, ReasoningResult, StepOutcome
+from cluster.reasoning.types import Author, ReasoningResult, StepContext, StepOutcome, StepOutput, StepParams
 
 if TYPE_CHECKING:
     from cluster.config.schema import ReasoningParams
     from cluster.reasoning.interfaces import Drafter, Verifier
 
+WriteStep = Callable[[StepContext, StepParams], Awaitable[StepOutput]]
+
+
+async def _single_model(name: str, write: WriteStep, author: Author, question: str, params: ReasoningParams,
+                        on_step: StepCallback | None) -> ReasoningResult:
+    """One model writes every step; the stopping rules of ReasoningRun end the loop."""
+    run = ReasoningRun(question, params, on_step)
+    outcome = StepOutcome.TARGET if author is Author.TARGET else StepOutcome.DRAFT
+    while True:
+        with run.timed(author.value):
+            out = await write(run.context, run.step_params())
+        if (reason := await run.add(out, author, outcome)) is not None:
+            return run.finish(name, reason)
+
 
 async def run_target(question: str, drafter: Drafter, verifier: Verifier, params: ReasoningParams,
                      on_step: StepCallback | None = None) -> ReasoningResult:
     """Target-only: the target writes every step (the quality and latency reference)."""
-    run = ReasoningRun(question, params, on_step)
-    while True:
-        with run.timed("target"):
-            out = await verifier.target_step(run.context, run.step_params())
-        if (reason := await run.add(out, Author.TARGET, StepOutcome.TARGET)) is not None:
-            return run.finish("target", reason)
+    return await _single_model("target", verifier.target_step, Author.TARGET, question, params, on_step)
 
 
 async def run_draft(question: str, drafter: Drafter, verifier: Verifier, params: ReasoningParams,
                     on_step: StepCallback | None = None) -> ReasoningResult:
     """Draft-only: the draft writes every step, unjudged (the speed reference)."""
-    run = ReasoningRun(question, params, on_step)
-    while True:
-        with run.timed("draft"):
-            out = await drafter.draft_step(run.context, run.step_params())
-        if (reason := await run.add(out, Author.DRAFT, StepOutcome.DRAFT)) is not None:
-            return run.finish("draft", reason)
+    return await _single_model("draft", drafter.draft_step, Author.DRAFT, question, params, on_step)
