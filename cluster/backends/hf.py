@@ -92,7 +92,8 @@ class HFBackend(ModelBackend):
     """A transformers causal LM with prefix (KV) reuse across calls.
 
     Args:
-        spec: the model spec (dtype, max_model_len, num_threads, prefix_cache_entries are used).
+        spec: the model spec (dtype, max_model_len, num_threads (None = every core this process may
+            use), prefix_cache_entries are used).
         model_dir: a local HF model directory (never a hub id; loading is offline).
     """
 
@@ -101,10 +102,10 @@ class HFBackend(ModelBackend):
 
         self._spec = spec
         self._closed = False
+        self._threads = spec.num_threads or len(os.sched_getaffinity(0))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hf-{Path(model_dir).name}",
                                             initializer=self._init_worker)
-        if spec.num_threads:
-            torch.set_num_threads(spec.num_threads)
+        torch.set_num_threads(self._threads)
         dtype = "auto" if spec.dtype == "auto" else getattr(torch, spec.dtype)
         self._tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         self._chat = ChatTokenizer(self._tokenizer, spec.max_model_len)
@@ -119,8 +120,9 @@ class HFBackend(ModelBackend):
                     sorted(self._eos_ids))
 
     def _init_worker(self) -> None:
-        if self._spec.num_threads:  # the OpenMP thread count is per thread: set it on the worker too
-            torch.set_num_threads(self._spec.num_threads)
+        # The OpenMP thread count is per thread: set it on the worker too. Set it always: a Ray
+        # replica inherits OMP_NUM_THREADS = its logical num_cpus (often 1), not the cores it may use.
+        torch.set_num_threads(self._threads)
 
     def _collect_eos_ids(self) -> frozenset[int]:
         ids: set[int] = set()

@@ -26,7 +26,9 @@ class ModelSpec(StrictModel):
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
         "bfloat16", description="Weight and activation dtype.")
     max_model_len: int = Field(4096, gt=0, description="Context length in tokens (prompt + generated).")
-    num_threads: int | None = Field(None, gt=0, description="CPU threads for the engine (None = engine default).")
+    num_threads: int | None = Field(
+        None, gt=0, description="CPU threads for the engine (None = every core the process may use, also in a "
+                                "Ray replica, whose OMP_NUM_THREADS Ray sets to its logical num_cpus).")
     prefix_cache_entries: int = Field(
         8, ge=0, description="transformers backend: KV caches kept for prefix reuse (0 disables reuse).")
     engine_kwargs: dict[str, Any] = Field(

@@ -8,6 +8,9 @@ The reference for every greedy check is a plain loop that re-encodes the whole s
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -215,3 +218,26 @@ async def test_close_rejects_later_calls(tiny_model_dirs):
         await greedy(backend, prompt, 2)
     with pytest.raises(BackendUnavailableError):
         await backend.check_health()
+
+
+
+THREADS_PROBE = """
+import asyncio, sys, torch
+from pathlib import Path
+from cluster.backends.hf import HFBackend
+from cluster.config.schema import ModelSpec
+num_threads = int(sys.argv[2]) or None
+backend = HFBackend(ModelSpec(path=sys.argv[1], dtype="float32", num_threads=num_threads), Path(sys.argv[1]))
+print(backend._executor.submit(torch.get_num_threads).result())
+asyncio.run(backend.close())
+"""
+
+
+@pytest.mark.parametrize("num_threads", [0, 1])
+def test_default_threads_are_the_usable_cores_not_omp_num_threads(tiny_model_dirs, num_threads):
+    """Unset num_threads means every core the process may use, even in a process started with
+    OMP_NUM_THREADS=1 (what Ray gives a replica with num_cpus 1); an explicit num_threads wins."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", THREADS_PROBE, str(tiny_model_dirs.draft), str(num_threads)],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    assert int(out.split()[-1]) == (num_threads or len(os.sched_getaffinity(0)))
