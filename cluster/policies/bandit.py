@@ -1,0 +1,223 @@
+"""UCB and EXP3 over speculation arms (BanditSpec, ALGORITHMS.md §4): pure, seeded state machines.
+
+Rewards are in [0, 1] (see `reward.ThroughputReward`), so BanditSpec's reward width L is 1 here and
+EXP3's loss is 1 − r (the paper's (L+1−Y)/L with r = (Y−1)/L).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from cluster.policies.arms import Arm, check_arms
+
+Radius = Literal["paper", "heuristic"]
+
+
+@dataclass(frozen=True, slots=True)
+class ArmStats:
+    """What the controller exports per arm: pulls and mean reward (None before the first pull)."""
+
+    pulls: int
+    mean_reward: float | None
+
+
+class BanditPolicy(abc.ABC):
+    """Chooses an arm per request (or per window) and learns from its reward.
+
+    `select()` returns the arm to use; `update(arm, reward)` records the reward of a finished pull and
+    returns whether the leading arm (the one the policy currently favours) changed.
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(self, arms: Sequence[Arm]) -> None:
+        self.arms = check_arms(arms)
+        self._index = {a.name: i for i, a in enumerate(self.arms)}
+        self._pulls = [0] * len(self.arms)
+        self._reward_sum = [0.0] * len(self.arms)
+        self._t = 0  # rewards received so far
+
+    @abc.abstractmethod
+    def select(self) -> Arm:
+        """The arm to pull next."""
+
+    @abc.abstractmethod
+    def leader(self) -> Arm:
+        """The arm the policy currently favours (exploitation only)."""
+
+    def _observe(self, i: int, reward: float) -> None:
+        """Algorithm-specific bookkeeping of a reward, before the shared counters move."""
+
+    def update(self, arm: Arm | str, reward: float) -> bool:
+        """Record `reward` ∈ [0, 1] for a pull of `arm`; True when the leading arm changed.
+
+        Report only pulls this policy selected: a request that pinned its arm is not a bandit
+        observation (EXP3's importance weights assume the arm was drawn from its probabilities).
+
+        Raises:
+            ValueError: unknown arm, reward outside [0, 1], or (EXP3) an arm the policy gives probability 0.
+        """
+        i = self.index(arm)
+        if not 0.0 <= reward <= 1.0:
+            raise ValueError(f"reward must be in [0, 1], got {reward}")
+        before = self.leader()
+        self._observe(i, reward)
+        self._pulls[i] += 1
+        self._reward_sum[i] += reward
+        self._t += 1
+        return self.leader() != before
+
+    def index(self, arm: Arm | str) -> int:
+        """Position of `arm` (an Arm or its name). Raises ValueError for an unknown arm."""
+        name = arm.name if isinstance(arm, Arm) else arm
+        try:
+            return self._index[name]
+        except KeyError:
+            raise ValueError(f"Unknown arm {name!r}; valid: {sorted(self._index)}") from None
+
+    def _mean(self, i: int) -> float:
+        return self._reward_sum[i] / self._pulls[i] if self._pulls[i] else 0.0
+
+    def arm_stats(self) -> dict[str, ArmStats]:
+        """Pulls and mean reward per arm name (the controller's metrics)."""
+        return {a.name: ArmStats(self._pulls[i], self._mean(i) if self._pulls[i] else None)
+                for i, a in enumerate(self.arms)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-dict state (JSON-safe) for checkpoints; hyperparameters come from the config, not from here."""
+        return {"kind": self.kind, "t": self._t,
+                "arms": {a.name: {"pulls": self._pulls[i], "reward_sum": self._reward_sum[i]}
+                         for i, a in enumerate(self.arms)}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()` output. Arms absent from `state` start fresh; arms no longer configured are dropped.
+
+        Raises:
+            ValueError: the state belongs to another algorithm.
+        """
+        if state.get("kind") != self.kind:
+            raise ValueError(f"state is for {state.get('kind')!r}, this policy is {self.kind!r}")
+        self._t = int(state["t"])
+        for name, s in state["arms"].items():
+            if name in self._index:
+                i = self._index[name]
+                self._pulls[i], self._reward_sum[i] = int(s["pulls"]), float(s["reward_sum"])
+
+
+class UCB(BanditPolicy):
+    """UCBSpec: after `warmup_rounds` pulls of every arm, pull argmax_i μ̂_i + cr_i.
+
+    radius="paper" (BanditSpec Lemma F.3, width L=1, confidence δ, round t, K arms):
+        cr_i = ½·sqrt((1+n_i)/n_i² · (1 + 2·ln(K·t²·sqrt(1+n_i)/δ)))
+    radius="heuristic" (the reference code's exploration weight c, with warm-up):
+        cr_i = sqrt(c·ln t / n_i)
+    The reference code divides by Σ_j n_j instead of n_i, which gives every arm the same bonus and so
+    turns into greedy play after warm-up; we use n_i so the heuristic still explores. Its c=6 was for raw
+    tokens/s; for rewards in [0, 1] the default c=2 is UCB1's. δ=0.05 is our default (the paper's value is
+    not verified). Ties go to the lower index.
+    """
+
+    kind = "ucb"
+
+    def __init__(self, arms: Sequence[Arm], *, radius: Radius = "paper", delta: float = 0.05,
+                 exploration: float = 2.0, warmup_rounds: int = 1) -> None:
+        super().__init__(arms)
+        if radius not in ("paper", "heuristic"):
+            raise ValueError(f"Unknown radius {radius!r}; valid: ['heuristic', 'paper']")
+        if not 0 < delta < 1 or exploration <= 0 or warmup_rounds < 1:
+            raise ValueError("need 0 < delta < 1, exploration > 0 and warmup_rounds ≥ 1")
+        self.radius, self.delta, self.exploration, self.warmup_rounds = radius, delta, exploration, warmup_rounds
+
+    def confidence_radius(self, i: int, t: int) -> float:
+        """cr_i at round t (see the class docstring); infinite for an arm never pulled."""
+        n = self._pulls[i]
+        if n == 0:
+            return math.inf
+        if self.radius == "heuristic":
+            return math.sqrt(self.exploration * math.log(t) / n)
+        log_term = math.log(len(self.arms) * t * t * math.sqrt(1 + n) / self.delta)
+        return 0.5 * math.sqrt((1 + n) / n**2 * (1 + 2 * log_term))
+
+    def select(self) -> Arm:
+        fewest = min(range(len(self.arms)), key=self._pulls.__getitem__)
+        if self._pulls[fewest] < self.warmup_rounds:
+            return self.arms[fewest]
+        t = self._t + 1
+        return self.arms[max(range(len(self.arms)), key=lambda i: self._mean(i) + self.confidence_radius(i, t))]
+
+    def leader(self) -> Arm:
+        return self.arms[max(range(len(self.arms)), key=self._mean)]
+
+
+class EXP3(BanditPolicy):
+    """EXP3Spec with BanditSpec's anytime learning rate, on losses 1 − r.
+
+        p_{t,i} ∝ exp(−η_t·Ẑ_i),  η_t = sqrt(ln K / (t·K)),  Ẑ_i += (1 − r)/p_{t,i} when arm i is pulled.
+
+    `update` weights the loss by the arm's probability at update time, which is its probability at
+    selection time when updates arrive in order; interleaved asynchronous updates make this approximate.
+    The RNG is injected and part of the checkpointed state.
+    """
+
+    kind = "exp3"
+
+    def __init__(self, arms: Sequence[Arm], *, rng: random.Random) -> None:
+        super().__init__(arms)
+        self.rng = rng
+        self._loss = [0.0] * len(self.arms)  # Ẑ_i: importance-weighted cumulative loss estimates
+
+    def probabilities(self) -> list[float]:
+        """p_{t,i} for the next round t = rewards so far + 1."""
+        k = len(self.arms)
+        eta = math.sqrt(math.log(k) / ((self._t + 1) * k))
+        low = min(self._loss)  # shift by the minimum so exp never underflows to all zeros
+        weights = [math.exp(-eta * (z - low)) for z in self._loss]
+        total = sum(weights)
+        return [w / total for w in weights]
+
+    def select(self) -> Arm:
+        return self.rng.choices(self.arms, weights=self.probabilities())[0]
+
+    def leader(self) -> Arm:
+        return self.arms[min(range(len(self.arms)), key=self._loss.__getitem__)]
+
+    def _observe(self, i: int, reward: float) -> None:
+        p = self.probabilities()[i]
+        if p == 0.0:
+            raise ValueError(f"arm {self.arms[i].name!r} has probability 0: EXP3 cannot learn from a pull it "
+                             "would never make")
+        self._loss[i] += (1.0 - reward) / p
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        for i, a in enumerate(self.arms):
+            state["arms"][a.name]["loss"] = self._loss[i]
+        version, internal, gauss = self.rng.getstate()
+        state["rng"] = [version, list(internal), gauss]
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        for name, s in state["arms"].items():
+            if name in self._index:
+                self._loss[self._index[name]] = float(s["loss"])
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+
+
+def make_bandit(algorithm: str, arms: Sequence[Arm], *, seed: int | None = 0, **params: Any) -> BanditPolicy:
+    """The policy called `algorithm` ("ucb" or "exp3") over `arms`; `params` go to its constructor.
+
+    Raises:
+        ValueError: unknown algorithm (the message lists the valid ones).
+    """
+    if algorithm == "ucb":
+        return UCB(arms, **params)
+    if algorithm == "exp3":
+        return EXP3(arms, rng=random.Random(seed), **params)
+    raise ValueError(f"Unknown bandit algorithm {algorithm!r}; valid: ['exp3', 'ucb']")
