@@ -34,6 +34,15 @@ class DatasetConfig(_Strict):
     seed: int = Field(7, description="Seed of the generator (reasoning-gym) or of the sample (champ).")
     options: dict[str, Any] = Field(default_factory=dict, description="Extra reasoning-gym generator settings "
                                                                       "(e.g. min_terms for basic_arithmetic).")
+    select: list[int] | None = Field(None, description="Run only these problem indices (0-based, < size) of the "
+                                                       "`size` problems, e.g. to redo problems whose timing was "
+                                                       "disturbed; ids stay those of the full set.")
+
+    @model_validator(mode="after")
+    def _select_in_range(self) -> DatasetConfig:
+        if self.select is not None and not all(0 <= i < self.size for i in self.select):
+            raise ValueError(f"dataset.select: indices must be in [0, {self.size}), got {self.select}")
+        return self
 
 
 class RunSpec(_Strict):

@@ -102,6 +102,8 @@ def load_problems(cfg: DatasetConfig) -> list[Problem]:
     except KeyError:
         raise ValueError(f"Unknown dataset {cfg.name!r}; valid: {sorted(LOADERS)}") from None
     problems = loader(cfg)
+    if cfg.select is not None:
+        problems = [problems[i] for i in sorted(set(cfg.select))]
     ids = [p.id for p in problems]
     assert len(set(ids)) == len(ids), "problem ids must be unique"
     return problems

@@ -70,6 +70,16 @@ def test_deployment_options_carry_resources_and_autoscaling():
     assert required_resources(cfg)["GPU"] == 1.0
 
 
+def test_required_resources_count_every_placement_bundle():
+    cfg = AppArgs.model_validate({"draft": {"path": "d"}, "target": {"path": "t"}, "deployments": {
+        "verifier": {"num_cpus": 2, "num_replicas": 2,
+                     "placement_group_bundles": [{"CPU": 2, "GPU": 1}, {"GPU": 1}]}}})
+    need = required_resources(cfg)
+    assert need["GPU"] == 4.0 and need["CPU"] == 2 * 2 + 1 + 0.1 + 0.1
+    with pytest.raises(ConfigError, match=r"GPU: deployments request 4, Ray has 2"):
+        check_resources(cfg, {"CPU": 8.0, "GPU": 2.0})
+
+
 def test_check_resources_fails_fast_naming_the_shortfall():
     cfg = load_config()  # 2.2 CPUs requested
     check_resources(cfg, {"CPU": 4.0})

@@ -65,3 +65,11 @@ def test_champ_package_loads_when_installed():
     pytest.importorskip("champ_dataset")
     problems = load_problems(DatasetConfig(name="champ", size=2, seed=7))
     assert len(problems) == 2 and all(p.id.startswith("P_") for p in problems)
+
+
+def test_select_keeps_the_chosen_problems_with_their_full_set_ids():
+    full = load_problems(DatasetConfig(name="gsm_symbolic", size=4, seed=7))
+    chosen = load_problems(DatasetConfig(name="gsm_symbolic", size=4, seed=7, select=[3, 1]))
+    assert chosen == [full[1], full[3]]
+    with pytest.raises(ValueError, match="dataset.select"):
+        DatasetConfig(size=4, select=[4])
