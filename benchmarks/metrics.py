@@ -22,6 +22,9 @@ left out of latency, token, step and speedup figures):
 - speedup vs a reference run, pair by pair: only problems both runs answered without error; the
   ratio of mean latencies mean(L_ref) / mean(L_run), and the geometric mean of L_ref / L_run.
 - acceptance per step position: at each step index, judged drafts and how many were accepted.
+- token-level speculation (inside generation, summed over the run's steps): token acceptance rate =
+  Σ accepted / Σ drafted tokens; mean acceptance length = 1 + Σ accepted / Σ verification rounds
+  (tokens per target pass, its own correction/bonus token included; vLLM's definitions).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from benchmarks.records import ProblemRecord
-from cluster.reasoning.types import StepOutcome
+from cluster.reasoning.types import ReasoningStats, StepOutcome
 
 Z95 = 1.959963984540054
 
@@ -69,6 +72,23 @@ class PositionAcceptance:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenSpeculation:
+    """Token-level speculation of a run, pooled over its successful records (module docstring)."""
+
+    rounds: int
+    drafted: int
+    accepted: int
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return _ratio(self.accepted, self.drafted)
+
+    @property
+    def mean_acceptance_length(self) -> float | None:
+        return 1 + self.accepted / self.rounds if self.rounds else None
+
+
+@dataclass(frozen=True, slots=True)
 class RunSummary:
     """Every metric of one run (definitions in the module docstring)."""
 
@@ -98,6 +118,7 @@ class RunSummary:
     speedups: dict[str, Speedup] = field(default_factory=dict)
     achieved: float | None = None  # speedup (ratio of means) vs the baseline ÷ ceiling
     by_position: tuple[PositionAcceptance, ...] = ()
+    token_spec: TokenSpeculation | None = None  # None: no token-level speculation in this run
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
@@ -216,6 +237,16 @@ def acceptance_by_position(records: Iterable[ProblemRecord]) -> tuple[PositionAc
     return tuple(PositionAcceptance(i, j, a) for i, (j, a) in sorted(judged.items()))
 
 
+def token_speculation(stats: Iterable[ReasoningStats]) -> TokenSpeculation | None:
+    """Pooled token-level counters, or None when no verification round checked a draft."""
+    rounds = drafted = accepted = 0
+    for s in stats:
+        rounds += s.spec_rounds
+        drafted += s.spec_draft_tokens
+        accepted += s.spec_accepted_tokens
+    return TokenSpeculation(rounds, drafted, accepted) if rounds else None
+
+
 def summarize_run(name: str, records: Sequence[ProblemRecord], *, fallback_target_s: float | None = None,
                   references: dict[str, Sequence[ProblemRecord]] | None = None,
                   baseline: str | None = None) -> RunSummary:
@@ -251,7 +282,7 @@ def summarize_run(name: str, records: Sequence[ProblemRecord], *, fallback_targe
         accepted_per_verification=_ratio(accepted, judges), step_times=times, cost_ratio=c,
         cost_ratio_target_from=c_from, ceiling=ceil, sequential_ceiling=sequential_ceiling(c, alpha),
         throughput_rps=throughput(records), speedups=speedups, achieved=achieved,
-        by_position=acceptance_by_position(ok),
+        by_position=acceptance_by_position(ok), token_spec=token_speculation(stats),
     )
 
 

@@ -25,7 +25,8 @@ DEFINITIONS = (
     "judge = judge time/judge calls, target = target time/target steps. c = (draft + judge)/target step († = "
     "target step time of the baseline run). Ceiling = 1/(c + (1−c)(1−α)); achieved = speedup/ceiling; "
     "sequential ceiling = 1/(c + 1 − α). Throughput: successful requests per minute over the run's span. "
-    "Definitions in `benchmarks/metrics.py`."
+    "Token-level speculation: acceptance rate = Σaccepted/Σdrafted tokens; mean acceptance length = "
+    "1 + Σaccepted/Σverification rounds (the target's own token included). Definitions in `benchmarks/metrics.py`."
 )
 
 
@@ -46,7 +47,9 @@ def _speedup(s: RunSummary, ref: str) -> str:
 
 def _model(role: str, info: dict[str, Any]) -> str:
     kwargs = f", {info['engine_kwargs']}" if info.get("engine_kwargs") else ""
-    return f"{role} `{info['path']}` ({info['backend']}, {info['dtype']}{kwargs})"
+    spec = info.get("speculative")
+    drafts = f", speculative `{spec['model']}` k={spec['num_speculative_tokens']}" if spec else ""
+    return f"{role} `{info['path']}` ({info['backend']}, {info['dtype']}{kwargs}{drafts})"
 
 
 def _header(meta: dict[str, Any], run_dir: Path) -> list[str]:
@@ -115,6 +118,18 @@ def _speculation_table(summaries: Sequence[RunSummary]) -> list[str]:
     return lines
 
 
+def _token_table(summaries: Sequence[RunSummary]) -> list[str]:
+    """Token-level speculation inside generation, for the runs that had it."""
+    rows = [(s.name, s.token_spec) for s in summaries if s.token_spec is not None]
+    if not rows:
+        return []
+    lines = ["Token-level speculation:", "", "| run | token acceptance rate (accepted/drafted) "
+             "| mean acceptance length | verification rounds |", "|---|---|---|---|"]
+    lines += [f"| {name} | {_f(t.acceptance_rate)} ({t.accepted}/{t.drafted}) | {_f(t.mean_acceptance_length)} "
+              f"| {t.rounds} |" for name, t in rows]
+    return lines + [""]
+
+
 def _compare_table(summaries: Sequence[RunSummary], refs: Sequence[str]) -> list[str]:
     lines = ["| run | " + " | ".join(f"speedup vs {r}" for r in refs) + " |", "|---" * (len(refs) + 1) + "|"]
     lines += [f"| {s.name} | " + " | ".join(_speedup(s, r) for r in refs) + " |" for s in summaries]
@@ -141,6 +156,7 @@ def render_markdown(meta: dict[str, Any], summaries: Sequence[RunSummary], run_d
     lines = _header(meta, run_dir) + _quality_table(summaries, baseline, concurrent) + [""]
     if any(s.judge_calls or s.steps_drafted for s in summaries):
         lines += _speculation_table(summaries) + [""]
+    lines += _token_table(summaries)
     refs = [r for r in meta.get("compare_to", []) if r != baseline]
     if refs:
         lines += _compare_table(summaries, refs) + [""]

@@ -86,11 +86,13 @@ async def _reason_in_process(question: str, files: list[str], overrides: list[st
 
 def cmd_reason(ns: argparse.Namespace) -> int:
     files, overrides = split_overrides(ns.overrides)
-    if ns.url:
-        from cluster.client import SpecServeClient
+    if ns.url or ns.grpc:
+        from cluster.client import GRPC_SCHEME, SpecServeClient
 
         knobs = {k.removeprefix("reasoning."): v for k, v in (o.split("=", 1) for o in overrides)}
-        result = SpecServeClient(ns.url).reason(ns.question, **knobs)
+        url = ns.url or GRPC_SCHEME + ns.grpc
+        with SpecServeClient(url, app=ns.app) as client:  # API key: $SPECSERVE_API_KEY
+            result = client.reason(ns.question, **knobs)
     else:
         result = asyncio.run(_reason_in_process(ns.question, files, overrides))
     print(json.dumps(result, indent=2) if ns.json else format_trace(result))
@@ -143,11 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    reason = sub.add_parser("reason", help="answer one question (in-process, or against a server with --url)")
+    reason = sub.add_parser("reason", help="answer one question (in-process, or against a server with --url / "
+                                           "--grpc; the API key, if any, comes from $SPECSERVE_API_KEY)")
     reason.add_argument("question")
     reason.add_argument("overrides", nargs="*", help="config files and key=value overrides (threshold=5, "
                                                      "method=target, target.backend=vllm, …)")
-    reason.add_argument("--url", help="send the request to a running server instead")
+    server = reason.add_mutually_exclusive_group()
+    server.add_argument("--url", help="send the request to a running server's HTTP API instead")
+    server.add_argument("--grpc", metavar="HOST:PORT", help="send the request to a running server's gRPC API instead")
+    reason.add_argument("--app", help="with --grpc: the Serve application (when Serve runs several)")
     reason.add_argument("--json", action="store_true", help="print the full result as JSON")
     reason.set_defaults(fn=cmd_reason)
 

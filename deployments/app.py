@@ -21,6 +21,9 @@ from deployments.drafter import BackendFactory, DrafterDeployment
 from deployments.ingress import IngressDeployment
 from deployments.verifier import VerifierDeployment
 
+# What Ray itself requests of `accelerator_type:<type>` for an actor with accelerator_type set.
+ACCELERATOR_DEMAND = 0.001
+
 
 def deployment_options(spec: DeploymentSpec) -> dict[str, Any]:
     """`Deployment.options(...)` keyword arguments of one DeploymentSpec."""
@@ -34,7 +37,25 @@ def deployment_options(spec: DeploymentSpec) -> dict[str, Any]:
         options["autoscaling_config"] = spec.autoscaling.model_dump()
     else:
         options["num_replicas"] = spec.num_replicas
+    if spec.placement_group_bundles is not None:
+        options["placement_group_bundles"] = placement_bundles(spec)
+        if spec.placement_group_strategy is not None:
+            options["placement_group_strategy"] = spec.placement_group_strategy
     return options
+
+
+def placement_bundles(spec: DeploymentSpec) -> list[dict[str, float]]:
+    """The replica's placement-group bundles, each pinned to `accelerator_type` when one is set.
+
+    Ray turns `accelerator_type` into a demand for the node resource `accelerator_type:<type>`; the replica
+    actor runs inside bundle 0, so that bundle must carry the demand too, and the others (tensor-parallel
+    workers) carry it so that every rank lands on that GPU type.
+    """
+    bundles = [dict(b) for b in spec.placement_group_bundles or ()]
+    if spec.accelerator_type:
+        for bundle in bundles:
+            bundle.setdefault(f"accelerator_type:{spec.accelerator_type}", ACCELERATOR_DEMAND)
+    return bundles
 
 
 def validate_args(args: dict[str, Any] | AppArgs) -> AppArgs:
@@ -99,4 +120,4 @@ def _internal(deployment: Deployment, spec: DeploymentSpec, **extra: Any) -> Dep
     return _with(deployment, spec, logging_config={"enable_access_log": False}, **extra)
 
 
-__all__ = ["build_app", "compose_app", "deployment_options", "validate_args"]
+__all__ = ["build_app", "compose_app", "deployment_options", "placement_bundles", "validate_args"]

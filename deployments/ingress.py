@@ -1,10 +1,12 @@
-"""Ingress deployment: the HTTP routes, and the only place where errors become statuses.
+"""Ingress deployment: the HTTP routes and the gRPC servicer, and the only place where errors become statuses.
 
 Routes: POST /v1/reason (native), POST /v1/chat/completions (OpenAI-compatible, SSE with
 `stream: true`), GET /v1/models, GET /v1/stats, GET /healthz, and FastAPI's /openapi.json and /docs.
-Every error body is OpenAI-style `{"error": {"message", "type", "param", "code"}}`:
-invalid input 400 (422 never), unknown model 404, verifier failure 503, deadline 504, anything
-unexpected 500 with a generic message (the traceback goes to the replica log only).
+RPCs (cluster/grpc/specserve.proto, through Serve's gRPC proxy): Reason, ReasonStream, ListModels.
+Every HTTP error body is OpenAI-style `{"error": {"message", "type", "param", "code"}}`:
+invalid input 400 (422 never), missing API key 401, unknown model 404, verifier failure 503, deadline
+504, anything unexpected 500 with a generic message (the traceback goes to the replica log only).
+gRPC statuses follow the same classification (GRPC_CODES), over-long prompts as RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
@@ -17,16 +19,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
+from ray.serve.grpc_util import RayServegRPCContext
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cluster.config.schema import AppArgs
+from cluster.config.schema import AppArgs, ReasoningParams
 from cluster.errors import BackendError, BackendTimeoutError, InvalidRequestError, PromptTooLongError, SpecServeError
+from cluster.grpc import convert
+from cluster.grpc import specserve_pb2 as pb
 from deployments import protocol
+from deployments.auth import ApiKeyAuth, ApiKeyMiddleware, AuthenticationError
 from deployments.runner import RequestRunner, StepStream
 
 logger = logging.getLogger(__name__)
@@ -43,6 +50,8 @@ def classify(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail), "type": "http_error"}
         return {"status": exc.status_code, "error": {"param": None, "code": None, **detail}}
+    if isinstance(exc, AuthenticationError):
+        return _error(status.HTTP_401_UNAUTHORIZED, str(exc), "authentication_error", None, "invalid_api_key")
     if isinstance(exc, InvalidRequestError):
         code = "prompt_too_long" if isinstance(exc, PromptTooLongError) else "invalid_value"
         return _error(status.HTTP_400_BAD_REQUEST, str(exc), "invalid_request_error", exc.field, code)
@@ -59,7 +68,35 @@ def classify(exc: BaseException) -> dict[str, Any]:
 
 def _respond(exc: BaseException) -> JSONResponse:
     body = classify(exc)
-    return JSONResponse(status_code=body.pop("status"), content=body)
+    code = body.pop("status")
+    headers = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED else None
+    return JSONResponse(status_code=code, content=body, headers=headers)
+
+
+app.add_middleware(ApiKeyMiddleware, reject=_respond)  # before serve.ingress copies the app
+
+GRPC_CODES = {
+    status.HTTP_400_BAD_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
+    status.HTTP_401_UNAUTHORIZED: grpc.StatusCode.UNAUTHENTICATED,
+    status.HTTP_404_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    status.HTTP_503_SERVICE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    status.HTTP_504_GATEWAY_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+def grpc_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """(code, details) for an exception: `classify` mapped through GRPC_CODES; the field at fault is named."""
+    body = classify(exc)
+    err = body["error"]
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED if err["code"] == "prompt_too_long" else \
+        GRPC_CODES.get(body["status"], grpc.StatusCode.INTERNAL)
+    return code, err["message"] + (f" (field: {err['param']})" if err["param"] else "")
+
+
+def _set_status(context: RayServegRPCContext, exc: BaseException) -> None:
+    code, details = grpc_status(exc)
+    context.set_code(code)
+    context.set_details(details)
 
 
 @app.exception_handler(RequestValidationError)
@@ -84,6 +121,10 @@ async def _on_error(request: Request, exc: Exception) -> JSONResponse:
     return _respond(exc)
 
 
+def _metadata(context: RayServegRPCContext, key: str) -> str | None:
+    return next((v for k, v in context.invocation_metadata() if k == key), None)
+
+
 def _sse(data: dict[str, Any] | str) -> str:
     return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
 
@@ -102,7 +143,7 @@ class _ChunkMeta:
 @serve.deployment(name="Ingress")
 @serve.ingress(app)
 class IngressDeployment:
-    """HTTP front of the app: validates requests and runs each one through a RequestRunner.
+    """HTTP and gRPC front of the app: authenticates and validates requests, runs each through a RequestRunner.
 
     Args:
         drafter / verifier / controller: handles of the other deployments.
@@ -111,6 +152,7 @@ class IngressDeployment:
 
     def __init__(self, drafter: DeploymentHandle, verifier: DeploymentHandle, controller: DeploymentHandle,
                  args: AppArgs) -> None:
+        self.auth = ApiKeyAuth.from_env(args.server.api_key_env)  # read by ApiKeyMiddleware too
         self._runner = RequestRunner(drafter, verifier, controller, args)
         self._model = args.server.served_model_name
         self._models = {"draft": args.draft.path, "target": args.target.path}
@@ -162,6 +204,53 @@ class IngressDeployment:
         elif any(v != "ok" for v in components.values()):
             state = "degraded"
         return JSONResponse(status_code=code, content={"status": state, "components": components})
+
+    async def Reason(self, request: pb.ReasonRequest, grpc_context: RayServegRPCContext) -> pb.ReasonResponse:
+        """gRPC: as POST /v1/reason."""
+        try:
+            question, params = await self._prepare_rpc(request, grpc_context)
+            result = await self._runner.run(question, params, "question")
+        except Exception as e:
+            _set_status(grpc_context, e)
+            return pb.ReasonResponse()
+        return convert.reason_response(result, protocol.new_id("reason"), self._model, int(time.time()))
+
+    async def ReasonStream(self, request: pb.ReasonRequest,
+                           grpc_context: RayServegRPCContext) -> AsyncIterator[pb.ReasonStreamResponse]:
+        """gRPC: one message per kept step, then the result (answer, text, stats; no steps).
+
+        An error ends the stream with its status (the steps already sent stand); a cancelled call
+        (client gone, deadline passed) cancels the request's remaining work.
+        """
+        steps: StepStream | None = None
+        try:
+            question, params = await self._prepare_rpc(request, grpc_context)
+            steps = await self._runner.stream(question, params, "question")
+            async for step in steps:
+                yield pb.ReasonStreamResponse(step=convert.step_message(step))
+            yield pb.ReasonStreamResponse(result=convert.reason_response(
+                steps.result(), protocol.new_id("reason"), self._model, int(time.time()), with_steps=False))
+        except Exception as e:
+            _set_status(grpc_context, e)
+            raise  # a streaming call ends with the status set above only when the method raises
+        finally:
+            if steps is not None:
+                steps.cancel()
+
+    async def ListModels(self, request: pb.ListModelsRequest,
+                         grpc_context: RayServegRPCContext) -> pb.ListModelsResponse:
+        """gRPC: as GET /v1/models."""
+        try:
+            self.auth.check(_metadata(grpc_context, "authorization"))
+        except AuthenticationError as e:
+            _set_status(grpc_context, e)
+            return pb.ListModelsResponse()
+        return pb.ListModelsResponse(models=[pb.Model(id=self._model, **self._models)])
+
+    async def _prepare_rpc(self, request: pb.ReasonRequest,
+                           context: RayServegRPCContext) -> tuple[str, ReasoningParams]:
+        self.auth.check(_metadata(context, "authorization"))
+        return await self._runner.prepare(request.question, convert.request_knobs(request), "question")
 
     async def _events(self, steps: StepStream, meta: _ChunkMeta, question: str) -> AsyncIterator[str]:
         """One chunk per kept step (delta = delimiter + step text, so the deltas join to `text`), then

@@ -18,10 +18,12 @@ from typing import Any
 import ray
 from ray import serve
 from ray.serve import RunTarget
+from ray.serve.config import gRPCOptions
 from ray.serve.schema import ApplicationStatus
 
 from cluster.config.schema import AppArgs
 from cluster.errors import ConfigError, SpecServeError
+from cluster.grpc import SERVICER_FUNCTION
 from deployments.app import build_app
 
 logger = logging.getLogger(__name__)
@@ -34,15 +36,16 @@ class LaunchError(SpecServeError):
 
 
 def required_resources(cfg: AppArgs) -> dict[str, float]:
-    """Resources the config's replicas request in all (autoscaled deployments: their min_replicas)."""
+    """Resources the config's replicas request in all (autoscaled deployments: their min_replicas); a replica
+    with a placement group reserves the sum of its bundles (its own request lies inside the first one)."""
     need: dict[str, float] = defaultdict(float)
     for spec in (cfg.deployments.drafter, cfg.deployments.verifier, cfg.deployments.controller,
                  cfg.deployments.ingress):
         n = spec.autoscaling.min_replicas if spec.autoscaling else spec.num_replicas
-        need["CPU"] += n * spec.num_cpus
-        need["GPU"] += n * spec.num_gpus
-        for name, amount in spec.resources.items():
-            need[name] += n * amount
+        bundles = spec.placement_group_bundles or [{"CPU": spec.num_cpus, "GPU": spec.num_gpus, **spec.resources}]
+        for bundle in bundles:
+            for name, amount in bundle.items():
+                need[name] += n * amount
         if spec.accelerator_type:
             need[f"accelerator_type:{spec.accelerator_type}"] += n * 0.001
     return {k: v for k, v in need.items() if v > 0}
@@ -93,9 +96,18 @@ def urls(cfg: AppArgs) -> dict[str, str]:
     base = f"http://{cfg.server.host}:{cfg.server.port}"
     out = {"reason": f"{base}/v1/reason", "openai": f"{base}/v1", "health": f"{base}/healthz",
            "docs": f"{base}/docs"}
+    if cfg.server.grpc_port:
+        out["grpc"] = f"{cfg.server.host}:{cfg.server.grpc_port}"
     if cfg.server.metrics_port:
         out["metrics"] = f"http://{cfg.server.host}:{cfg.server.metrics_port}/metrics"
     return out
+
+
+def grpc_options(cfg: AppArgs) -> gRPCOptions | None:
+    """Serve's gRPC proxy serving specserve.proto (with server reflection) on `server.grpc_port`; None = off."""
+    if not cfg.server.grpc_port:
+        return None
+    return gRPCOptions(port=cfg.server.grpc_port, grpc_servicer_functions=[SERVICER_FUNCTION], enable_reflection=True)
 
 
 def start(cfg: AppArgs) -> dict[str, str]:
@@ -109,7 +121,7 @@ def start(cfg: AppArgs) -> dict[str, str]:
              logging_level=logging.WARNING)
     try:
         check_resources(cfg, ray.cluster_resources())
-        serve.start(http_options={"host": cfg.server.host, "port": cfg.server.port})
+        serve.start(http_options={"host": cfg.server.host, "port": cfg.server.port}, grpc_options=grpc_options(cfg))
         serve.run_many([RunTarget(build_app(cfg), name=cfg.server.app_name, route_prefix="/")],
                        wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
         wait_until_running(cfg.server.app_name, cfg.server.schedule_timeout_s)

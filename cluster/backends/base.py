@@ -19,6 +19,8 @@ class SamplingParams:
         top_p: nucleus sampling mass (1.0 = off).
         stop: stop strings; the text ends before the first one produced, which is not returned.
         seed: per-call RNG seed for reproducible sampling (None = backend default).
+        speculative: use the backend's token-level speculation when it has one (transformers: per call;
+            vLLM speculates per engine and ignores this).
     """
 
     max_tokens: int
@@ -26,6 +28,7 @@ class SamplingParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    speculative: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,9 @@ class Generation:
         finish_reason: stop string, token limit or end of sequence.
         prompt_tokens: tokens in the prompt.
         cached_tokens: prompt tokens served from the prefix/KV cache rather than recomputed.
+        spec_rounds: token-level speculation: verification rounds that checked drafted tokens (0 without it).
+        spec_draft_tokens: tokens the draft proposed.
+        spec_accepted_tokens: drafted tokens the target accepted.
     """
 
     text: str
@@ -45,6 +51,9 @@ class Generation:
     finish_reason: FinishReason
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    spec_rounds: int = 0
+    spec_draft_tokens: int = 0
+    spec_accepted_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,53 @@ class BackendStats:
     generated_tokens: int = 0
     forward_calls: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SpecDecodeStats:
+    """Token-level speculative decoding counters of a backend, cumulative (vLLM's definitions).
+
+    Derived metrics:
+        acceptance_rate = accepted_tokens / draft_tokens (draft tokens only).
+        mean_acceptance_length = 1 + accepted_tokens / num_drafts (tokens per verification round,
+            the target's own bonus/correction token included).
+
+    Attributes:
+        num_drafts: verification rounds that checked drafted tokens.
+        draft_tokens: tokens the draft proposed.
+        accepted_tokens: drafted tokens the target accepted.
+        accepted_histogram: index j counts the rounds that accepted exactly j drafted tokens.
+    """
+
+    num_drafts: int = 0
+    draft_tokens: int = 0
+    accepted_tokens: int = 0
+    accepted_histogram: list[int] = field(default_factory=list)
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted_tokens / self.draft_tokens if self.draft_tokens else None
+
+    @property
+    def mean_acceptance_length(self) -> float | None:
+        return 1 + self.accepted_tokens / self.num_drafts if self.num_drafts else None
+
+    def observe_request(self, histogram: Sequence[int], draft_tokens: int) -> None:
+        """Add one request's counts: `histogram[j]` rounds accepted j drafted tokens."""
+        self.accepted_histogram.extend([0] * (len(histogram) - len(self.accepted_histogram)))
+        for j, count in enumerate(histogram):
+            self.accepted_histogram[j] += count
+            self.accepted_tokens += j * count
+        self.num_drafts += sum(histogram)
+        self.draft_tokens += draft_tokens
+
+    def observe_round(self, draft_tokens: int, accepted: int) -> None:
+        """Add one verification round that accepted `accepted` of `draft_tokens` drafted tokens."""
+        self.observe_request([0] * accepted + [1], draft_tokens)
+
+    def copy(self) -> SpecDecodeStats:
+        return SpecDecodeStats(self.num_drafts, self.draft_tokens, self.accepted_tokens,
+                               list(self.accepted_histogram))
 
 
 class ModelBackend(abc.ABC):
@@ -131,6 +187,10 @@ class ModelBackend(abc.ABC):
     def stats(self) -> BackendStats:
         """Cumulative counters; backends that keep none return zeros."""
         return BackendStats()
+
+    def spec_decode_stats(self) -> SpecDecodeStats | None:
+        """Cumulative token-level speculation counters, or None when the model does not speculate."""
+        return None
 
     async def check_health(self) -> None:
         """Raise if the engine cannot serve (used by replica health checks). Default: healthy."""

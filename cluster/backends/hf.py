@@ -9,6 +9,10 @@ rows decode together over one left-padded batched cache (attention mask + per-ro
 finished row leaves the batch. Decoding is memory-bound, so on 2 CPU cores 4 rows decode in about the
 time of 1-2. `next_token_distribution` is prefill only (compute-bound) and runs prompt by prompt.
 
+Token-level speculation (`spec.speculative`): rows that ask for it (`SamplingParams.speculative`) decode
+one after another instead of batched, each with the assistant (`assistant.py`) drafting k tokens that the
+target verifies in one forward pass per round (`sampling.verify_*`); both models keep their prefix caches.
+
 Context limit: a prompt that leaves no room for one new token (`prompt_tokens >= max_model_len`) raises
 PromptTooLongError; otherwise `max_tokens` is clamped to what fits and the generation ends with LENGTH.
 """
@@ -26,15 +30,18 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from cluster.backends.assistant import Assistant
 from cluster.backends.base import (
     BackendStats,
     ChatMessage,
     Generation,
     ModelBackend,
     SamplingParams,
+    SpecDecodeStats,
     TokenDistribution,
 )
 from cluster.backends.kv_cache import PrefixCache, extract_row, merge_left_padded
+from cluster.backends.sampling import sample_token, token_probs, verify_greedy, verify_sampled
 from cluster.backends.tokenizer import ChatTokenizer
 from cluster.errors import (
     BackendError,
@@ -56,19 +63,6 @@ def find_stop(text: str, stops: Sequence[str]) -> int | None:
     return min(hits) if hits else None
 
 
-def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
-    """Pick the next token from last-position `logits` [vocab]: argmax at temperature 0, else nucleus sampling."""
-    if temperature == 0:
-        return int(torch.argmax(logits))
-    probs = torch.softmax(logits.float() / temperature, dim=-1)  # [vocab]
-    if top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= top_p  # the mass before it reached top_p
-        sorted_probs[outside] = 0.0
-        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-    return int(torch.multinomial(probs, 1, generator=generator))
-
-
 @dataclass(slots=True)
 class _Row:
     """Decoding state of one prompt of a generate call."""
@@ -81,11 +75,14 @@ class _Row:
     out: list[int] = field(default_factory=list)
     finish: FinishReason = FinishReason.LENGTH
     cut: int | None = None
+    spec: SpecDecodeStats = field(default_factory=SpecDecodeStats)
 
     def result(self, detokenize) -> Generation:
         text = detokenize(self.out[:-1] if self.finish is FinishReason.EOS else self.out)
         return Generation(text=text if self.cut is None else text[:self.cut], num_tokens=len(self.out),
-                          finish_reason=self.finish, prompt_tokens=len(self.ids), cached_tokens=self.cached)
+                          finish_reason=self.finish, prompt_tokens=len(self.ids), cached_tokens=self.cached,
+                          spec_rounds=self.spec.num_drafts, spec_draft_tokens=self.spec.draft_tokens,
+                          spec_accepted_tokens=self.spec.accepted_tokens)
 
 
 class HFBackend(ModelBackend):
@@ -93,7 +90,7 @@ class HFBackend(ModelBackend):
 
     Args:
         spec: the model spec (dtype, max_model_len, num_threads (None = every core this process may
-            use), prefix_cache_entries are used).
+            use), prefix_cache_entries and speculative are used).
         model_dir: a local HF model directory (never a hub id; loading is offline).
     """
 
@@ -116,6 +113,8 @@ class HFBackend(ModelBackend):
         self._eos_ids = self._collect_eos_ids()
         self._seed_gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
         self._stats = BackendStats()
+        self._assistant = None if spec.speculative is None else Assistant(spec, self._tokenizer, config.vocab_size)
+        self._spec_stats = None if self._assistant is None else SpecDecodeStats()
         logger.info("loaded %s (%s, %s) with eos ids %s", model_dir, spec.dtype, self._model.device,
                     sorted(self._eos_ids))
 
@@ -160,6 +159,9 @@ class HFBackend(ModelBackend):
         return BackendStats(s.prompt_tokens, s.cached_tokens, s.generated_tokens, s.forward_calls,
                             list(s.batch_sizes))
 
+    def spec_decode_stats(self) -> SpecDecodeStats | None:
+        return None if self._spec_stats is None else self._spec_stats.copy()
+
     async def check_health(self) -> None:
         if self._closed:
             raise BackendUnavailableError("backend is closed")
@@ -169,7 +171,7 @@ class HFBackend(ModelBackend):
         self._closed = True
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
         self._prefix.clear()
-        self._model = None
+        self._model = self._assistant = None
 
     # ---- worker-thread side ------------------------------------------------------------------------
 
@@ -186,16 +188,17 @@ class HFBackend(ModelBackend):
     def _prefill(self, ids: list[int], *, steal: bool = True) -> tuple[torch.Tensor, object, int]:
         """Logits after `ids` [vocab], the cache holding all of `ids`, and how many tokens it reused."""
         cache, cached = self._prefix.take(ids, steal=steal)
-        logits = self._forward(ids[cached:], cache)
+        logits = self._forward(ids[cached:], cache)[-1]
         self._stats.prompt_tokens += len(ids)
         self._stats.cached_tokens += cached
         return logits, cache, cached
 
-    def _forward(self, ids: list[int], cache) -> torch.Tensor:
+    def _forward(self, ids: list[int], cache, keep: int = 1) -> torch.Tensor:
+        """Feed `ids` after `cache`; the logits of the last `keep` positions [keep, vocab]."""
         input_ids = torch.tensor([ids], dtype=torch.long, device=self._model.device)  # [1, new]
-        out = self._model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = self._model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=keep)
         self._stats.forward_calls += 1
-        return out.logits[0, -1]  # [vocab]
+        return out.logits[0]
 
     @torch.inference_mode()
     def _generate_all(self, prompts: list[str], params: list[SamplingParams]) -> list[Generation]:
@@ -207,7 +210,13 @@ class HFBackend(ModelBackend):
             rows.append(_Row(ids, p, cached, min(p.max_tokens, self.max_model_len - len(ids)), self._generator(p)))
             caches.append(cache)
             logits.append(row_logits)
-        self._decode(rows, caches, torch.stack(logits))
+        speculative = [self._assistant is not None and p.speculative for p in params]
+        for row, cache, spec in zip(rows, caches, speculative, strict=True):
+            if spec:
+                self._speculate(row, cache)
+        plain = [k for k, spec in enumerate(speculative) if not spec]
+        if plain:
+            self._decode([rows[k] for k in plain], [caches[k] for k in plain], torch.stack([logits[k] for k in plain]))
         self._stats.generated_tokens += sum(len(r.out) for r in rows)
         return [r.result(self._detokenize) for r in rows]
 
@@ -258,6 +267,33 @@ class HFBackend(ModelBackend):
             self._stats.forward_calls += 1
             positions += 1
             logits = out.logits[:, -1]  # [batch, vocab]
+
+    def _speculate(self, row: _Row, cache) -> None:
+        """Decode one row with token-level speculation. Each round the assistant drafts up to k tokens, one
+        target pass over [last token, drafts] scores them all, and the accepted drafts plus the target's own
+        next token are kept. `cache` holds the prompt; it ends, like in `_decode`, in the prefix LRU."""
+        assert self._assistant is not None and self._spec_stats is not None
+        p, proposal = row.params, self._assistant.session(row.ids)
+        cache.crop(-1)  # invariant: the cache holds all but the last token of the sequence
+        done = False
+        while not done:
+            seq = row.ids + row.out
+            k = min(self._assistant.k, row.max_new - len(row.out) - 1)  # at most max_new tokens per round
+            drafted, q = proposal.propose(seq, k, p.temperature, p.top_p, row.generator)
+            logits = self._forward(seq[-1:] + drafted, cache, keep=k + 1)  # [k + 1, vocab]
+            if q is None:
+                n, token = verify_greedy(drafted, logits)
+            else:
+                n, token = verify_sampled(drafted, q, token_probs(logits, p.temperature, p.top_p), row.generator)
+            if drafted:
+                row.spec.observe_round(len(drafted), n)
+                self._spec_stats.observe_round(len(drafted), n)
+            for t in [*drafted[:n], token]:
+                if done := self._step_done(row, t):
+                    break
+            cache.crop(len(row.ids) + len(row.out) - 1 - cache.get_seq_length())  # drop rejected drafts
+        proposal.close(row.ids + row.out)
+        self._prefix.put(row.ids + row.out[:-1], cache)
 
     def _step_done(self, row: _Row, token: int) -> bool:
         """Append `token` to the row and say whether the row is finished (setting its finish reason)."""

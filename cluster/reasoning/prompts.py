@@ -1,8 +1,9 @@
-"""Chat messages for step continuation and for the 0–9 step judge (SpecReason's utility prompt)."""
+"""Chat messages for step continuation, the 0–9 step judge (SpecReason's utility prompt) and the step-equivalence
+judge (Lookahead Reasoning's aligned / unaligned question)."""
 
 from __future__ import annotations
 
-from cluster.reasoning.steps import continuation_prefix
+from cluster.reasoning.steps import continuation_prefix, join_steps
 from cluster.reasoning.types import ChatMessage, StepContext
 
 SOLVE_INSTRUCTION = (
@@ -14,6 +15,12 @@ JUDGE_INSTRUCTION = (
     "(not style or completeness). Rate it with a single digit from 0 (wrong) to 9 (certainly correct)."
 )
 JUDGE_PREFILL = "I think the quality score is: "
+EQUIVALENCE_INSTRUCTION = (
+    "Here are two candidates for the next step of the reasoning above. Do they state the same thing, with the "
+    "same calculations and the same results? Reply [aligned] if they do and [unaligned] if they do not; if you "
+    "are unsure, reply [unaligned]."
+)
+EQUIVALENCE_PREFILL = "["
 
 
 def question_message(ctx: StepContext) -> ChatMessage:
@@ -39,3 +46,13 @@ def judge(ctx: StepContext, candidate: str, delimiter: str) -> tuple[list[ChatMe
         ChatMessage("assistant", reasoning),
         ChatMessage("user", JUDGE_INSTRUCTION),
     ], JUDGE_PREFILL
+
+
+def equivalence(ctx: StepContext, step_a: str, step_b: str, delimiter: str) -> tuple[list[ChatMessage], str]:
+    """Messages and assistant prefill that make a model answer whether `step_a` and `step_b` (two candidates for
+    the step after `ctx.steps`) are equivalent: its next token begins "aligned" or "unaligned"."""
+    messages = [question_message(ctx)]
+    if ctx.steps:
+        messages.append(ChatMessage("assistant", join_steps(ctx.steps, delimiter)))
+    candidates = f"{EQUIVALENCE_INSTRUCTION}\n\nStep A: {step_a.strip()}\n\nStep B: {step_b.strip()}"
+    return [*messages, ChatMessage("user", candidates)], EQUIVALENCE_PREFILL

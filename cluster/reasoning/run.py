@@ -72,6 +72,9 @@ class ReasoningRun:
         record = StepRecord(len(self.records), output.text, author, outcome, score, draft_text, output.num_tokens)
         self.records.append(record)
         self._tokens_used += output.num_tokens
+        self.stats.spec_rounds += output.spec_rounds
+        self.stats.spec_draft_tokens += output.spec_draft_tokens
+        self.stats.spec_accepted_tokens += output.spec_accepted_tokens
         if author is Author.TARGET:
             self.stats.target_steps += 1
             self.stats.target_tokens += output.num_tokens

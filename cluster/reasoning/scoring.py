@@ -1,10 +1,11 @@
-"""Reading a 0–9 judge score from a next-token distribution (SpecReason's greedy and average scores)."""
+"""Reading judge verdicts from a next-token distribution: SpecReason's 0–9 score (greedy and average) and
+Lookahead Reasoning's aligned / unaligned equivalence answer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cluster.reasoning.types import StepScore
+from cluster.reasoning.types import EquivalenceScore, StepScore
 
 
 def score_from_distribution(top: Sequence[tuple[str, float]], latency_s: float = 0.0) -> StepScore:
@@ -28,3 +29,30 @@ def score_from_distribution(top: Sequence[tuple[str, float]], latency_s: float =
     mass = sum(digits.values())
     expected = sum(d * p for d, p in digits.items()) / mass if mass > 0 else 0.0
     return StepScore(greedy=greedy, expected=expected, digit_mass=mass, latency_s=latency_s)
+
+
+def _answer_of(token: str) -> str | None:
+    """Which judge answer a token begins ("aligned" / "unaligned"), or None."""
+    t = token.strip().strip("[]").lower()
+    for answer in ("aligned", "unaligned"):
+        if t and (answer.startswith(t) or t.startswith(answer)):
+            return answer
+    return None
+
+
+def equivalence_from_distribution(top: Sequence[tuple[str, float]], latency_s: float = 0.0) -> EquivalenceScore:
+    """Turn an equivalence judge's top first answer tokens into an EquivalenceScore.
+
+    A token counts for the answer it begins ("al" → aligned, "un" → unaligned); aligned is
+    P(aligned) renormalised over the two answers (0 when neither appears).
+
+    Example:
+        >>> equivalence_from_distribution([("aligned", 0.6), ("un", 0.2), ("x", 0.2)]).aligned
+        0.75
+    """
+    mass = {"aligned": 0.0, "unaligned": 0.0}
+    for text, prob in top:
+        if (answer := _answer_of(text)) is not None:
+            mass[answer] += prob
+    total = mass["aligned"] + mass["unaligned"]
+    return EquivalenceScore(mass["aligned"] / total if total > 0 else 0.0, total, latency_s)

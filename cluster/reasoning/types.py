@@ -92,12 +92,17 @@ class StepOutput:
         num_tokens: tokens generated for it (including a stop token that was cut off).
         finish_reason: why generation ended.
         latency_s: wall time of the call that produced it (shared by a batch).
+        spec_rounds / spec_draft_tokens / spec_accepted_tokens: token-level speculation inside the call
+            (ReasoningStats has the definitions; 0 without it).
     """
 
     text: str
     num_tokens: int
     finish_reason: FinishReason
     latency_s: float = 0.0
+    spec_rounds: int = 0
+    spec_draft_tokens: int = 0
+    spec_accepted_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,21 @@ class StepScore:
     def value(self, method: str) -> float:
         """The score used for thresholding: "greedy" or "expected"."""
         return float(self.greedy) if method == "greedy" else self.expected
+
+
+@dataclass(frozen=True, slots=True)
+class EquivalenceScore:
+    """A judge's verdict on whether two steps say the same thing, read from its first answer token.
+
+    Attributes:
+        aligned: P(aligned) / (P(aligned) + P(unaligned)) over the top tokens (0 when neither appears).
+        answer_mass: probability mass the judge put on either answer (calibration signal).
+        latency_s: wall time of the call that produced it (shared by a batch).
+    """
+
+    aligned: float
+    answer_mass: float
+    latency_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +171,11 @@ class ReasoningStats:
     Derived metrics (definitions):
         acceptance_rate α = steps_accepted / steps_drafted (judged drafts kept by the target).
         target_step_share = target-written steps / all steps.
+        token_acceptance_rate = spec_accepted_tokens / spec_draft_tokens (token-level speculation inside
+            generation: drafted tokens the verifying model accepted; vLLM's draft acceptance rate).
+        mean_acceptance_length = 1 + spec_accepted_tokens / spec_rounds (tokens per verification round,
+            the verifier's own correction/bonus token included; vLLM's definition).
+    The spec_* counters sum over the steps kept in the trace (None-valued rates without speculation).
     """
 
     steps_drafted: int = 0
@@ -166,14 +191,27 @@ class ReasoningStats:
     wall_time_s: float = 0.0
     degraded_steps: int = 0  # steps the target wrote because the drafter failed
     degraded_reason: str | None = None
+    spec_rounds: int = 0           # token-level verification rounds that checked drafted tokens
+    spec_draft_tokens: int = 0     # tokens proposed by token-level drafting
+    spec_accepted_tokens: int = 0  # of those, tokens accepted
 
     @property
     def acceptance_rate(self) -> float | None:
         return self.steps_accepted / self.steps_drafted if self.steps_drafted else None
 
+    @property
+    def token_acceptance_rate(self) -> float | None:
+        return self.spec_accepted_tokens / self.spec_draft_tokens if self.spec_draft_tokens else None
+
+    @property
+    def mean_acceptance_length(self) -> float | None:
+        return 1 + self.spec_accepted_tokens / self.spec_rounds if self.spec_rounds else None
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["acceptance_rate"] = self.acceptance_rate
+        data["token_acceptance_rate"] = self.token_acceptance_rate
+        data["mean_acceptance_length"] = self.mean_acceptance_length
         return data
 
 

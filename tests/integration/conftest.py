@@ -13,6 +13,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RAY_NUM_CPUS = 4  # logical CPUs: the four small replicas of an app fit, whatever the machine has
 NO_ACCESS_LOG = {"enable_access_log": False, "log_level": "WARNING"}
+# An API key in the replicas' environment (set before Ray starts); apps use it with server.api_key_env.
+TEST_API_KEY_ENV, TEST_API_KEY = "SPECSERVE_TEST_API_KEY", "sk-specserve-test-4f9d2c1e7b"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,7 @@ class ServeInstance:
     url: str
     port: int
     metrics_url: str
+    grpc_target: str = ""  # host:port of Serve's gRPC proxy (specserve.proto)
 
 
 def free_port() -> int:
@@ -38,12 +41,17 @@ def serve_instance() -> ServeInstance:
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
-    port, metrics_port = free_port(), free_port()
+    from cluster.grpc import SERVICER_FUNCTION
+
+    os.environ[TEST_API_KEY_ENV] = TEST_API_KEY
+    port, metrics_port, grpc_port = free_port(), free_port(), free_port()
     ray.init(address="local", num_cpus=RAY_NUM_CPUS, include_dashboard=False, log_to_driver=False,
              logging_level="WARNING", _metrics_export_port=metrics_port,
              _system_config={"metrics_report_interval_ms": 1000})
-    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=NO_ACCESS_LOG)
-    yield ServeInstance(f"http://127.0.0.1:{port}", port, f"http://127.0.0.1:{metrics_port}/metrics")
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=NO_ACCESS_LOG,
+                grpc_options={"port": grpc_port, "grpc_servicer_functions": [SERVICER_FUNCTION]})
+    yield ServeInstance(f"http://127.0.0.1:{port}", port, f"http://127.0.0.1:{metrics_port}/metrics",
+                        f"127.0.0.1:{grpc_port}")
     serve.shutdown()
     ray.shutdown()
 

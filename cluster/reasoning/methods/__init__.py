@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from cluster.reasoning.methods.baseline import run_draft, run_target
+from cluster.reasoning.methods.lookahead import run_lookahead
 from cluster.reasoning.methods.specreason import run_specreason
 from cluster.reasoning.types import ReasoningResult
 
@@ -14,6 +15,7 @@ METHODS: dict[str, MethodFn] = {
     "target": run_target,
     "draft": run_draft,
     "specreason": run_specreason,
+    "lookahead": run_lookahead,
 }
 
 

@@ -118,6 +118,19 @@ def test_finish_reason_mapping():
     assert VLLMBackend._generation(out("stop", 151643)).finish_reason is FinishReason.EOS
     gen = VLLMBackend._generation(out("stop", None))
     assert (gen.num_tokens, gen.prompt_tokens, gen.cached_tokens) == (2, 3, 0)
+    assert (gen.spec_rounds, gen.spec_draft_tokens, gen.spec_accepted_tokens) == (0, 0, 0)
+
+
+@pytest.mark.filterwarnings("ignore:.*not an async function")
+def test_per_request_spec_decode_metrics_become_generation_counters():
+    """vLLM's per-request histogram (rounds by accepted drafts j) and drafted-token count."""
+    from cluster.backends.vllm import VLLMBackend
+
+    metrics = SimpleNamespace(histogram=[2, 0, 1, 3], num_draft_tokens=18)  # 6 rounds of 3 drafts, 11 accepted
+    completion = SimpleNamespace(text="x", token_ids=[1] * 17, finish_reason="length", stop_reason=None,
+                                 spec_decode_metrics=metrics)
+    gen = VLLMBackend._generation(SimpleNamespace(outputs=[completion], prompt_token_ids=[5], num_cached_tokens=0))
+    assert (gen.spec_rounds, gen.spec_draft_tokens, gen.spec_accepted_tokens) == (6, 18, 11)
 
 
 @pytest.mark.filterwarnings("ignore:.*not an async function")
@@ -145,6 +158,12 @@ def test_engine_settings_cpu_defaults_yield_to_user_settings(tmp_path, monkeypat
     kwargs, env = engine_settings(gpu, tmp_path, on_cpu=False)
     assert env == {} and "enforce_eager" not in kwargs and "kv_cache_memory_bytes" not in kwargs
     assert kwargs["speculative_config"] == ngram and kwargs["per_request_spec_decode_metrics"] == "summary"
+
+    draft = ModelSpec(path=str(tmp_path), backend="vllm",
+                      speculative={"model": str(tmp_path), "num_speculative_tokens": 4})
+    kwargs, _ = engine_settings(draft, tmp_path, on_cpu=False)  # the backend-neutral option maps to vLLM's
+    assert kwargs["speculative_config"] == {"model": str(tmp_path), "num_speculative_tokens": 4}
+    assert kwargs["per_request_spec_decode_metrics"] == "summary"
 
 
 @pytest.mark.filterwarnings("ignore:.*not an async function")
@@ -238,6 +257,11 @@ async def test_ngram_speculative_decoding_keeps_greedy_output(backend, tiny_mode
         assert stats.num_drafts == sum(stats.accepted_histogram)
         assert stats.accepted_tokens == sum(j * n for j, n in enumerate(stats.accepted_histogram))
         assert backend.spec_decode_stats() is None
+        # each Generation carries its request's share of the counters
+        assert sum(g.spec_rounds for g in got) == stats.num_drafts
+        assert sum(g.spec_draft_tokens for g in got) == stats.draft_tokens
+        assert sum(g.spec_accepted_tokens for g in got) == stats.accepted_tokens
+        assert all(w.spec_rounds == 0 for w in want)
     finally:
         await speculative.close()
 
@@ -261,6 +285,31 @@ async def test_draft_model_speculative_decoding_keeps_greedy_output(backend, tin
         assert stats.acceptance_rate > 0.9 and stats.mean_acceptance_length > 3
     finally:
         await speculative.close()
+
+
+@pytest.mark.slow
+async def test_tiny_pair_speculation_matches_the_transformers_backend(backend, tiny_model_dirs):
+    """The backend-neutral `speculative` option with the tiny draft → tiny target pair: vLLM and the
+    transformers backend both keep plain greedy output and report their rounds per Generation."""
+    from cluster.backends.hf import HFBackend
+    from cluster.backends.vllm import VLLMBackend
+
+    draft = {"model": str(tiny_model_dirs.draft), "num_speculative_tokens": 3}
+    spec = ModelSpec.model_validate({**tiny_spec(tiny_model_dirs.target).model_dump(), "speculative": draft})
+    speculative = VLLMBackend(spec, tiny_model_dirs.target)
+    hf = HFBackend(spec.model_copy(update={"backend": "transformers"}), tiny_model_dirs.target)
+    try:
+        texts = [prompt(backend), prompt(backend, "Step 1:")]
+        params = [SamplingParams(max_tokens=24)] * 2
+        got, want, plain = await speculative.generate(texts, params), await hf.generate(texts, params), \
+            await backend.generate(texts, params)
+        assert [g.text for g in got] == [p.text for p in plain]
+        assert [same_text(g.text, w.text) for g, w in zip(got, want, strict=True)] == [True, True]
+        for gen in (*got, *want):
+            assert gen.spec_rounds > 0 and gen.spec_accepted_tokens <= gen.spec_draft_tokens <= 3 * gen.spec_rounds
+    finally:
+        await speculative.close()
+        await hf.close()
 
 
 async def test_close_is_final_and_idempotent(tiny_model_dirs, backend):

@@ -28,6 +28,22 @@ def test_engine20_vllm_extends_engine20_with_the_vllm_backend():
     assert (cfg.runs, cfg.dataset) == (base.runs, base.dataset)
 
 
+def test_engine50_is_issue_4s_matrix_with_token_level_speculation_on_its_own_engine():
+    from benchmarks.plan import engine_groups
+
+    cfg = load_bench_config([CONFIGS_DIR / "engine50.yaml"])
+    assert (cfg.dataset.name, cfg.dataset.size, cfg.dataset.seed) == ("gsm_symbolic", 50, 7)
+    assert [r.name for r in cfg.runs] == ["target", "draft", "token-level", "specreason-t5", "specreason-t7",
+                                          "specreason-t9"]
+    assert cfg.baseline == "target" and cfg.compare_to == ["token-level"]
+    groups = engine_groups(cfg)
+    assert [[r.name for r in g.runs] for g in groups] == [
+        ["target", "draft", "specreason-t5", "specreason-t7", "specreason-t9"], ["token-level"]]
+    assert groups[0].app.target.speculative is None
+    speculative = groups[1].app.target.speculative
+    assert (speculative.model, speculative.num_speculative_tokens) == ("qwen2.5-coder-0.5b-instruct", 3)
+
+
 def test_smoke_takes_model_paths_from_the_command_line_or_the_environment(monkeypatch):
     cfg = load_bench_config([CONFIGS_DIR / "smoke.yaml"], ["app_overrides=[draft.path=/d,target.path=/t]"])
     assert cfg.app_overrides == ["draft.path=/d", "target.path=/t"]

@@ -166,3 +166,24 @@ def test_throughput_spans_first_start_to_last_finish():
     failed = dataclasses.replace(record("r", "p2", latency=100.0, error="boom"), started_s=50.0)
     assert throughput([a, b, failed]) == pytest.approx(0.4)
     assert throughput([failed]) is None
+
+
+def with_token_spec(rec, rounds: int, drafted: int, accepted: int):
+    """`rec` whose stats carry token-level speculation counters."""
+    import dataclasses
+
+    stats = dataclasses.replace(rec.stats, spec_rounds=rounds, spec_draft_tokens=drafted,
+                                spec_accepted_tokens=accepted)
+    return dataclasses.replace(rec, stats=stats)
+
+
+def test_token_level_acceptance_is_pooled_over_problems():
+    """Two problems: 4 rounds / 12 drafted / 6 accepted and 6 / 18 / 3 → rate 9/30, length 1 + 9/10."""
+    recs = [with_token_spec(record("sd", "p1", latency=1.0), 4, 12, 6),
+            with_token_spec(record("sd", "p2", latency=1.0), 6, 18, 3),
+            record("target", "p1", latency=1.0)]
+    sd, target = summarize(recs)
+    assert (sd.token_spec.rounds, sd.token_spec.drafted, sd.token_spec.accepted) == (10, 30, 9)
+    assert sd.token_spec.acceptance_rate == pytest.approx(0.3)
+    assert sd.token_spec.mean_acceptance_length == pytest.approx(1.9)
+    assert target.token_spec is None

@@ -94,3 +94,24 @@ def test_report_needs_only_the_records(tmp_path: Path):
     writer.close()
     md = render_run_dir(tmp_path, plots=False)
     assert "| target |" in md
+
+
+def test_report_shows_token_level_acceptance_and_the_speculative_model(tmp_path: Path):
+    """A token-level run (3 rounds, 9 drafted, 6 accepted) gets a row; runs without speculation do not."""
+    import dataclasses
+
+    base = record("token-level", "p1", latency=1.0, knobs={"method": "target"})
+    stats = dataclasses.replace(base.stats, spec_rounds=3, spec_draft_tokens=9, spec_accepted_tokens=6)
+    writer = RecordWriter(tmp_path)
+    writer.write(dataclasses.replace(base, stats=stats))
+    writer.write(record("target", "p1", latency=2.0))
+    writer.close()
+    assert read_records(tmp_path)[0].stats == stats  # the counters round-trip through records.jsonl
+    target = {"path": "qwen-1.5b", "backend": "transformers", "dtype": "bfloat16",
+              "speculative": {"model": "qwen-0.5b", "num_speculative_tokens": 3}}
+    write_meta(tmp_path, {**META, "runs": [{"name": "token-level"}, {"name": "target"}],
+                          "engines": [{"runs": ["token-level"], "target": target}]})
+    md = render_run_dir(tmp_path, plots=False)
+    assert "| token-level | 0.67 (6/9) | 3.00 | 3 |" in md
+    assert "| target | " not in md.split("Token-level speculation:")[1].split("\n\n")[1]
+    assert "target `qwen-1.5b` (transformers, bfloat16, speculative `qwen-0.5b` k=3)" in md

@@ -1,0 +1,72 @@
+"""The gRPC definitions: generated code in sync with the .proto, the proto in sync with the engine's records,
+and the conversions between messages and the HTTP API's dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from cluster.config.schema import ReasoningParams
+from cluster.errors import InvalidRequestError
+from cluster.grpc import convert, generate
+from cluster.grpc import specserve_pb2 as pb
+from cluster.reasoning.types import Author, ReasoningResult, ReasoningStats, StepOutcome, StepRecord, StopReason
+
+GENERATED = ["specserve_pb2.py", "specserve_pb2.pyi", "specserve_pb2_grpc.py"]
+RESULT = ReasoningResult(
+    method="specreason", answer="42", text="six times seven\n\n\\boxed{42}", stop_reason=StopReason.ANSWER,
+    steps=(StepRecord(0, "six times seven", Author.DRAFT, StepOutcome.ACCEPTED, score=7.5, num_tokens=4),
+           StepRecord(1, "\\boxed{42}", Author.TARGET, StepOutcome.REWRITTEN, score=2.0, draft_text="41",
+                      num_tokens=5)),
+    stats=ReasoningStats(steps_drafted=2, steps_accepted=1, steps_rewritten=1, wall_time_s=1.5),
+)
+
+
+def names(message: type) -> set[str]:
+    return {f.name for f in message.DESCRIPTOR.fields}
+
+
+def test_generated_code_matches_the_proto(tmp_path: Path):
+    pytest.importorskip("grpc_tools")
+    assert generate.generate(tmp_path) == 0
+    for name in GENERATED:
+        committed = generate.ROOT / "cluster" / "grpc" / name
+        assert (tmp_path / "cluster" / "grpc" / name).read_text() == committed.read_text(), \
+            f"{name} is stale: run `python -m cluster.grpc.generate`"
+
+
+def test_proto_covers_every_knob_step_field_and_stat():
+    assert names(pb.ReasonRequest) - {"question"} == set(ReasoningParams.model_fields)
+    assert names(pb.Step) == {f.name for f in fields(StepRecord)}
+    assert names(pb.Stats) == set(ReasoningStats().to_dict())
+    assert names(pb.ReasonResponse) == {"id", "model", "created", *RESULT.to_dict()}
+
+
+def test_result_round_trips_to_the_http_shape():
+    message = convert.reason_response(RESULT, "reason-1", "specserve", 1_700_000_000)
+    assert convert.message_dict(message) == {"id": "reason-1", "model": "specserve", "created": 1_700_000_000,
+                                             **RESULT.to_dict()}
+    last = convert.reason_response(RESULT, "reason-1", "specserve", 0, with_steps=False)
+    assert not last.steps and last.answer == "42" and not last.stats.HasField("degraded_reason")
+
+
+def test_stream_events_are_one_of_step_or_result():
+    step = convert.message_dict(pb.ReasonStreamResponse(step=convert.step_message(RESULT.steps[0])))
+    assert step == {"step": {**RESULT.to_dict()["steps"][0]}}
+    assert set(convert.message_dict(pb.ReasonStreamResponse(result=pb.ReasonResponse()))) == {"result"}
+
+
+def test_request_knobs_are_the_fields_set():
+    request = convert.request_message("1 + 1?", {"threshold": "5", "max_steps": 3, "method": "target"})
+    assert request.question == "1 + 1?"
+    assert convert.request_knobs(request) == {"threshold": 5.0, "max_steps": 3, "method": "target"}
+    assert convert.request_knobs(pb.ReasonRequest(question="q")) == {}
+
+
+@pytest.mark.parametrize("knobs", [{"bogus": 1}, {"max_steps": "many"}], ids=["unknown-knob", "wrong-type"])
+def test_bad_request_knobs_raise(knobs):
+    with pytest.raises(InvalidRequestError, match=next(iter(knobs))):
+        convert.request_message("q", knobs)
