@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import logging
 from typing import Any
 
 from pydantic import ValidationError
 
 from cluster.backends import ModelBackend, create_backend
+from cluster.backends.embedding import HFEmbedder, create_embedder
 from cluster.backends.roles import BackendDrafter, BackendVerifier
 from cluster.config.loader import format_validation_error
-from cluster.config.schema import AppArgs, ReasoningParams
-from cluster.errors import InvalidRequestError
-from cluster.reasoning.methods import get_method
+from cluster.config.schema import AppArgs, EmbeddingVerifierConfig, ReasoningParams
+from cluster.errors import InvalidRequestError, ModelNotFoundError
+from cluster.reasoning.methods import MethodFn, get_method
 from cluster.reasoning.run import StepCallback
 from cluster.reasoning.types import ReasoningResult
+from cluster.reasoning.verifiers import Embedder
 
 logger = logging.getLogger(__name__)
 
@@ -43,21 +48,42 @@ def validate_question(question: str, max_chars: int) -> str:
     return question.strip()
 
 
+def load_embedder(cfg: EmbeddingVerifierConfig) -> HFEmbedder:
+    """Load the embedding step verifier's model.
+
+    Raises:
+        InvalidRequestError: naming step_verifier: the model is not installed or not found.
+    """
+    try:
+        return create_embedder(cfg.path, cfg.max_length)
+    except ModelNotFoundError as e:
+        raise InvalidRequestError(f"step_verifier 'embedding' is unavailable: {e}", field="step_verifier") from e
+
+
+def uses_embedder(method: MethodFn, params: ReasoningParams) -> bool:
+    """Whether running `method` with `params` judges steps by embeddings (it then takes an `embedder`)."""
+    return params.step_verifier == "embedding" and "embedder" in inspect.signature(method).parameters
+
+
 class Engine:
     """Draft and target backends plus the method loop, without Ray.
 
     Args:
         args: the validated configuration.
         draft_backend / target_backend: injected backends (tests); loaded from `args` when None.
+        embedder: injected embedding model (tests); else `args.verifiers.embedding`, loaded by the first request
+            that asks for step_verifier "embedding" (none configured: such a request is invalid).
     """
 
     def __init__(self, args: AppArgs, *, draft_backend: ModelBackend | None = None,
-                 target_backend: ModelBackend | None = None) -> None:
+                 target_backend: ModelBackend | None = None, embedder: Embedder | None = None) -> None:
         self.args = args
         self.draft_backend = draft_backend or create_backend(args.draft)
         self.target_backend = target_backend or create_backend(args.target)
         self.drafter = BackendDrafter(self.draft_backend)
         self.verifier = BackendVerifier(self.target_backend)
+        self.embedder = embedder
+        self._embedder_lock = asyncio.Lock()
 
     async def reason(self, question: str, overrides: dict[str, Any] | None = None,
                      on_step: StepCallback | None = None) -> ReasoningResult:
@@ -69,8 +95,20 @@ class Engine:
         question = validate_question(question, self.args.server.max_prompt_chars)
         params = resolve_params(self.args.reasoning, overrides or {})
         method = get_method(params.method)
+        if uses_embedder(method, params):
+            method = functools.partial(method, embedder=await self._load_embedder())
         return await method(question, self.drafter, self.verifier, params, on_step)
+
+    async def _load_embedder(self) -> Embedder | None:
+        """The embedding model, loaded once on first use (off the event loop); None when none is configured."""
+        cfg = self.args.verifiers.embedding
+        async with self._embedder_lock:
+            if self.embedder is None and cfg is not None:
+                self.embedder = await asyncio.to_thread(load_embedder, cfg)
+        return self.embedder
 
     async def close(self) -> None:
         await self.draft_backend.close()
         await self.target_backend.close()
+        if isinstance(self.embedder, HFEmbedder):
+            await self.embedder.close()

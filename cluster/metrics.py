@@ -17,7 +17,15 @@ Counter definitions (`COUNTERS`; exported as `specserve_<name>`, named after vLL
     judge_calls: 0–9 scoring passes of the target.
     degraded_steps: steps the target wrote because the drafter had failed.
     requests: finished reasoning requests.
+    token_spec_decode_num_drafts: token-level speculation inside generation (kept steps): verification
+        rounds that checked drafted tokens (vLLM: spec_decode_num_drafts).
+    token_spec_decode_num_draft_tokens: tokens the token-level draft proposed (vLLM: num_draft_tokens).
+    token_spec_decode_num_accepted_tokens: of those, tokens the verifying model accepted
+        (vLLM: num_accepted_tokens).
 Acceptance rate α = accepted steps / drafts (judged draft steps), as vLLM's draft acceptance rate.
+Token acceptance rate = token_spec_decode_num_accepted_tokens / token_spec_decode_num_draft_tokens;
+mean acceptance length = 1 + token_spec_decode_num_accepted_tokens / token_spec_decode_num_drafts (tokens
+per verification round, the verifier's own correction/bonus token included; vLLM's definitions).
 """
 
 from __future__ import annotations
@@ -43,6 +51,9 @@ COUNTERS: dict[str, str] = {
     "judge_calls": "0-9 scoring passes of the target model.",
     "degraded_steps": "Steps the target wrote because the drafter failed.",
     "requests": "Finished reasoning requests.",
+    "token_spec_decode_num_drafts": "Token-level speculation: verification rounds that checked drafted tokens.",
+    "token_spec_decode_num_draft_tokens": "Token-level speculation: tokens proposed by the draft.",
+    "token_spec_decode_num_accepted_tokens": "Token-level speculation: drafted tokens accepted.",
 }
 
 PHASES = ("draft", "judge", "target", "wall")  # per-phase latency: `<phase>_time_s` of ReasoningStats
@@ -63,6 +74,9 @@ def request_counts(result: ReasoningResult) -> dict[str, int]:
         "judge_calls": s.judge_calls,
         "degraded_steps": s.degraded_steps,
         "requests": 1,
+        "token_spec_decode_num_drafts": s.spec_rounds,
+        "token_spec_decode_num_draft_tokens": s.spec_draft_tokens,
+        "token_spec_decode_num_accepted_tokens": s.spec_accepted_tokens,
     }
 
 
@@ -103,11 +117,25 @@ class SpecReasoningStats:
         drafts = self.counts["spec_decode_num_drafts"]
         return self.counts["spec_decode_num_accepted_steps"] / drafts if drafts else None
 
+    @property
+    def token_acceptance_rate(self) -> float | None:
+        """Token-level: accepted / drafted tokens; None before any token was drafted."""
+        drafted = self.counts["token_spec_decode_num_draft_tokens"]
+        return self.counts["token_spec_decode_num_accepted_tokens"] / drafted if drafted else None
+
+    @property
+    def mean_acceptance_length(self) -> float | None:
+        """Token-level: 1 + accepted tokens / verification rounds; None before any round."""
+        rounds = self.counts["token_spec_decode_num_drafts"]
+        return 1 + self.counts["token_spec_decode_num_accepted_tokens"] / rounds if rounds else None
+
     def to_dict(self) -> dict[str, Any]:
         requests = self.counts["requests"]
         return {
             **{name: self.counts[name] for name in COUNTERS},
             "acceptance_rate": self.acceptance_rate,
+            "token_acceptance_rate": self.token_acceptance_rate,
+            "mean_acceptance_length": self.mean_acceptance_length,
             "degraded_requests": self.degraded_requests,
             "mean_phase_time_s": {p: (self.phase_time_s[p] / requests if requests else 0.0) for p in PHASES},
             "methods": dict(self.methods),

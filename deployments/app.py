@@ -2,7 +2,8 @@
 
 Four deployments, each with the resources and scaling of its `AppArgs.deployments` entry:
 Drafter (draft model, batched), Verifier (target model, batched), Controller (defaults and stats) and
-Ingress (HTTP), which gets a handle to each of the others.
+Ingress (HTTP), which gets a handle to each of the others; a fifth, Embedder (the embedding step
+verifier's model, batched; resources in `verifiers.embedding`), when one is configured.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cluster.config.schema import AppArgs, BatchedDeploymentSpec, DeploymentSpec
 from cluster.errors import ConfigError
 from deployments.controller import ControllerDeployment
 from deployments.drafter import BackendFactory, DrafterDeployment
+from deployments.embedder import EmbedderDeployment, EmbedderFactory
 from deployments.ingress import IngressDeployment
 from deployments.verifier import VerifierDeployment
 
@@ -88,13 +90,16 @@ def build_app(args: dict[str, Any] | AppArgs) -> Application:
 
 
 def compose_app(cfg: AppArgs, *, draft_backend_factory: BackendFactory | None = None,
-                target_backend_factory: BackendFactory | None = None) -> Application:
-    """Bind the four deployments of `cfg`.
+                target_backend_factory: BackendFactory | None = None,
+                embedder_factory: EmbedderFactory | None = None) -> Application:
+    """Bind the deployments of `cfg`.
 
     Args:
         cfg: the validated configuration.
         draft_backend_factory / target_backend_factory: build a backend from a ModelSpec inside the
             replica (default `cluster.backends.create_backend`); tests inject fakes here.
+        embedder_factory: loads the embedding model inside the Embedder replica (default
+            `cluster.engine.load_embedder`).
     """
     d = cfg.deployments
     draft_batching = _batching(d.drafter)
@@ -103,8 +108,12 @@ def compose_app(cfg: AppArgs, *, draft_backend_factory: BackendFactory | None = 
         cfg.draft, draft_batching, draft_backend_factory)
     verifier = _internal(VerifierDeployment, d.verifier, user_config=target_batching).bind(
         cfg.target, target_batching, target_backend_factory)
-    controller = _internal(ControllerDeployment, d.controller).bind(cfg.reasoning)
-    return _with(IngressDeployment, d.ingress).bind(drafter, verifier, controller, cfg)
+    controller = _internal(ControllerDeployment, d.controller).bind(cfg.reasoning, controller=cfg.controller)
+    embedding = cfg.verifiers.embedding
+    embedder = None if embedding is None else _internal(
+        EmbedderDeployment, embedding, user_config=_batching(embedding)).bind(
+        embedding, _batching(embedding), embedder_factory)
+    return _with(IngressDeployment, d.ingress).bind(drafter, verifier, controller, cfg, embedder)
 
 
 def _batching(spec: BatchedDeploymentSpec) -> dict[str, Any]:

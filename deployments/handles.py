@@ -1,4 +1,4 @@
-"""Drafter and Verifier implemented over DeploymentHandles: remote calls with deadlines and typed errors.
+"""Drafter, Verifier and Embedder implemented over DeploymentHandles: remote calls with deadlines and typed errors.
 
 The methods in `cluster.reasoning.methods` run unchanged against these adapters. Every call has a
 deadline; Ray failures become the engine's exceptions so that the method code decides what they
@@ -23,7 +23,8 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from cluster.errors import BackendError, BackendTimeoutError, BackendUnavailableError, InvalidRequestError
 from cluster.reasoning.interfaces import Drafter, Verifier
-from cluster.reasoning.types import StepContext, StepOutput, StepParams, StepScore
+from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore
+from cluster.reasoning.verifiers import Embedder
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +84,28 @@ class HandleVerifier(Verifier):
     async def score_steps(self, items: Sequence[tuple[StepContext, str]], delimiter: str) -> list[StepScore]:
         return await call(self._handle.score_steps.remote(list(items), delimiter), "verifier", self._timeout_s)
 
+    async def equivalence_steps(self, items: Sequence[tuple[StepContext, str, str]],
+                                delimiter: str) -> list[EquivalenceScore]:
+        return await call(self._handle.equivalence_steps.remote(list(items), delimiter), "verifier", self._timeout_s)
+
     async def target_steps(self, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
         return await call(self._handle.target_steps.remote(list(ctxs), params), "verifier", self._timeout_s)
 
     async def count_tokens(self, text: str) -> int:
         """Tokens of `text` in the target's tokenizer."""
         return await call(self._handle.count_tokens.remote(text), "verifier", self._timeout_s)
+
+
+class HandleEmbedder(Embedder):
+    """Sentence embeddings from the Embedder deployment (batched across requests there)."""
+
+    def __init__(self, handle: DeploymentHandle, timeout_s: float) -> None:
+        self._handle = handle
+        self._timeout_s = timeout_s
+
+    async def embed(self, texts: Sequence[str]) -> list[tuple[float, ...]]:
+        return await call(self._handle.embed.remote(list(texts)), "embedder", self._timeout_s)
+
+    async def check_ready(self) -> None:
+        """Raise InvalidRequestError (naming step_verifier) when the deployment has no model loaded."""
+        await call(self._handle.check_ready.remote(), "embedder", self._timeout_s)

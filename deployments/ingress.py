@@ -148,12 +148,13 @@ class IngressDeployment:
     Args:
         drafter / verifier / controller: handles of the other deployments.
         args: the validated configuration.
+        embedder: handle of the Embedder deployment (None = no embedding model configured).
     """
 
     def __init__(self, drafter: DeploymentHandle, verifier: DeploymentHandle, controller: DeploymentHandle,
-                 args: AppArgs) -> None:
+                 args: AppArgs, embedder: DeploymentHandle | None = None) -> None:
         self.auth = ApiKeyAuth.from_env(args.server.api_key_env)  # read by ApiKeyMiddleware too
-        self._runner = RequestRunner(drafter, verifier, controller, args)
+        self._runner = RequestRunner(drafter, verifier, controller, args, embedder)
         self._model = args.server.served_model_name
         self._models = {"draft": args.draft.path, "target": args.target.path}
 

@@ -23,6 +23,8 @@ class RequestMetrics:
     Metrics:
         specserve_<counter>: one Counter per entry of COUNTERS, tagged by method.
         specserve_spec_decode_acceptance_rate: Gauge, α = accepted steps / drafts since replica start.
+        specserve_token_spec_decode_acceptance_rate: Gauge, token-level accepted / drafted tokens since
+            replica start (the counts are specserve_token_spec_decode_num_*).
         specserve_phase_latency_seconds: Histogram of a request's seconds per phase
             (draft, judge, target summed over its steps; wall = end to end), tagged by phase and method.
     """
@@ -32,6 +34,9 @@ class RequestMetrics:
                           for name, desc in COUNTERS.items()}
         self._acceptance = Gauge(PREFIX + "spec_decode_acceptance_rate",
                                  description="Accepted draft steps / judged draft steps since replica start.")
+        self._token_acceptance = Gauge(PREFIX + "token_spec_decode_acceptance_rate",
+                                       description="Token-level speculation: accepted / drafted tokens since "
+                                                   "replica start.")
         self._latency = Histogram(PREFIX + "phase_latency_seconds",
                                   description="Seconds a request spent per phase (draft, judge, target, wall).",
                                   boundaries=LATENCY_BOUNDARIES_S, tag_keys=("phase", "method"))
@@ -48,6 +53,8 @@ class RequestMetrics:
         self._totals.observe(result)
         if (rate := self._totals.acceptance_rate) is not None:
             self._acceptance.set(rate)
+        if (rate := self._totals.token_acceptance_rate) is not None:
+            self._token_acceptance.set(rate)
 
 
 class CallMetrics:

@@ -7,6 +7,8 @@ deadline; `deployments.ingress` turns them into statuses.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -14,12 +16,13 @@ from typing import Any
 from ray.serve.handle import DeploymentHandle
 
 from cluster.config.schema import AppArgs, ReasoningParams
-from cluster.engine import resolve_params, validate_question
+from cluster.engine import resolve_params, uses_embedder, validate_question
 from cluster.errors import BackendError, InvalidRequestError, PromptTooLongError
+from cluster.policies.truncnorm import ScorePrior, TruncNormal
 from cluster.reasoning.methods import get_method
 from cluster.reasoning.run import StepCallback
 from cluster.reasoning.types import ReasoningResult, StepRecord
-from deployments.handles import HandleDrafter, HandleVerifier, call
+from deployments.handles import HandleDrafter, HandleEmbedder, HandleVerifier, call
 from deployments.metrics import RequestMetrics
 
 logger = logging.getLogger(__name__)
@@ -69,30 +72,73 @@ class RequestRunner:
     Args:
         drafter / verifier / controller: deployment handles.
         args: the configuration (server deadlines and limits; `reasoning` until the controller answers).
+        embedder: handle of the Embedder deployment (None = no embedding model configured).
     """
 
     def __init__(self, drafter: DeploymentHandle, verifier: DeploymentHandle, controller: DeploymentHandle,
-                 args: AppArgs) -> None:
+                 args: AppArgs, embedder: DeploymentHandle | None = None) -> None:
         self._server = args.server
         self._handles = {"drafter": drafter, "verifier": verifier}
         self._drafter = HandleDrafter(drafter, args.server.call_timeout_s)
         self._verifier = HandleVerifier(verifier, args.server.call_timeout_s)
+        self._embedder = None if embedder is None else HandleEmbedder(embedder, args.server.call_timeout_s)
+        self._embedder_ready = False
         self._controller = controller
         self._defaults: ReasoningParams = args.reasoning
         self._metrics = RequestMetrics()
         self._reports: set[asyncio.Task] = set()
+        bandit = args.controller.bandit
+        self._arms = {a.name: dict(a.knobs) for a in bandit.arms} if bandit else {}
+        self._arm_keys = {k for knobs in self._arms.values() for k in knobs}
 
     async def prepare(self, question: str, knobs: dict[str, Any], field: str) -> tuple[str, ReasoningParams]:
         """The stripped question (request field `field`) and the knobs over the defaults in force.
 
         Raises:
-            InvalidRequestError: empty or over-long question, unknown knob, bad value.
+            InvalidRequestError: empty or over-long question, unknown knob or arm, bad value.
         """
         try:
             question = validate_question(question, self._server.max_prompt_chars)
         except InvalidRequestError as e:
             raise InvalidRequestError(str(e), field=field) from e
-        return question, resolve_params(await self.defaults(), knobs)
+        defaults = await self.defaults()
+        return question, await self._with_arm(defaults, resolve_params(defaults, knobs), knobs)
+
+    async def _with_arm(self, defaults: ReasoningParams, params: ReasoningParams,
+                        knobs: dict[str, Any]) -> ReasoningParams:
+        """The params with an arm's knobs under the request's own knobs.
+
+        The rule: a request that sets `arm` (or whose defaults do) pins that arm; a request that sets any knob
+        some arm sets (e.g. method, threshold) keeps its knobs and gets no arm; every other request gets the
+        bandit's arm, and only those requests are bandit pulls (their outcome is reported as a reward).
+        """
+        if not self._arms:
+            if params.arm is not None:
+                raise InvalidRequestError("arm: no bandit arms are configured (controller.bandit)", field="arm")
+            return params
+        name, by_bandit = params.arm, False
+        if name is None:
+            if self._arm_keys & knobs.keys():
+                return params
+            chosen = await self._choose_arm()
+            if chosen is None:
+                return params
+            name, by_bandit = chosen, True
+        if name not in self._arms:
+            raise InvalidRequestError(f"arm: unknown arm {name!r}; valid: {sorted(self._arms)}", field="arm")
+        armed = resolve_params(defaults, {**self._arms[name], **knobs, "arm": name})
+        if by_bandit:
+            armed._bandit_pull = True
+        return armed
+
+    async def _choose_arm(self) -> str | None:
+        """The bandit's arm; None (the defaults) when the controller cannot be reached."""
+        try:
+            arm = await call(self._controller.choose_arm.remote(), "controller", CONTROL_TIMEOUT_S)
+        except BackendError as e:
+            logger.warning("controller unreachable (%s); running without a bandit arm", e)
+            return None
+        return None if arm is None else arm["name"]
 
     async def run(self, question: str, params: ReasoningParams, field: str,
                   on_step: StepCallback | None = None) -> ReasoningResult:
@@ -103,16 +149,36 @@ class RequestRunner:
             PromptTooLongError (naming `field`), BackendError: from the roles.
         """
         method = get_method(params.method)
+        if uses_embedder(method, params):
+            method = functools.partial(method, embedder=await self._ready_embedder())
+        bandit_arm = params.arm if params._bandit_pull else None
+        fits: list[TruncNormal] = []
+        if params.method == "best_of_n":
+            method = functools.partial(method, prior=await self._score_prior(), on_fit=fits.append)
         try:
             result = await asyncio.wait_for(method(question, self._drafter, self._verifier, params, on_step),
                                             self._server.request_timeout_s)
         except PromptTooLongError as e:
             raise PromptTooLongError(e.prompt_tokens, e.max_model_len, field=field) from e
+        if params.arm is not None:
+            result = dataclasses.replace(result, arm=params.arm)
         self._metrics.observe(result)
-        task = asyncio.create_task(self._report(result))  # fire-and-forget: off the response path
+        report = self._report(result, bandit_arm, fits[0] if fits else None)
+        task = asyncio.create_task(report)  # fire-and-forget: off the response path
         self._reports.add(task)
         task.add_done_callback(self._reports.discard)
         return result
+
+    async def _ready_embedder(self) -> HandleEmbedder | None:
+        """The embedder, once its deployment has confirmed a model (None when none is configured).
+
+        Raises:
+            InvalidRequestError: naming step_verifier: the deployment has no model.
+        """
+        if self._embedder is not None and not self._embedder_ready:
+            await self._embedder.check_ready()
+            self._embedder_ready = True
+        return self._embedder
 
     async def stream(self, question: str, params: ReasoningParams, field: str) -> StepStream:
         """Start a run whose steps are delivered as they are kept (see StepStream)."""
@@ -152,8 +218,17 @@ class RequestRunner:
         roles = list(self._handles)
         return dict(zip(roles, await asyncio.gather(*map(check, roles)), strict=True))
 
-    async def _report(self, result: ReasoningResult) -> None:
+    async def _score_prior(self) -> ScorePrior | None:
+        """OptScale's prior from the controller; None (MLE) when it cannot be reached."""
         try:
-            await call(self._controller.report.remote(result), "controller", CONTROL_TIMEOUT_S)
+            return await call(self._controller.get_score_prior.remote(), "controller", CONTROL_TIMEOUT_S)
+        except BackendError as e:
+            logger.warning("controller unreachable (%s); best_of_n fits without a prior", e)
+            return None
+
+    async def _report(self, result: ReasoningResult, bandit_arm: str | None = None,
+                      fit: TruncNormal | None = None) -> None:
+        try:
+            await call(self._controller.report.remote(result, bandit_arm, fit), "controller", CONTROL_TIMEOUT_S)
         except BackendError as e:  # a lost report costs a stats sample, never a request
             logger.warning("could not report to the controller: %s", e)

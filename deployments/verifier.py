@@ -17,19 +17,19 @@ from typing import Any
 from ray import serve
 
 from cluster.backends import ModelBackend, create_backend
-from cluster.backends.roles import generate_steps_each, score_steps_each
+from cluster.backends.roles import equivalence_steps_each, generate_steps_each, score_steps_each
 from cluster.config.schema import ModelSpec
-from cluster.reasoning.types import StepContext, StepOutput, StepParams, StepScore
+from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore
 from deployments.batching import apply_batching, run_merged, unwrap
 from deployments.metrics import CallMetrics
 
 BackendFactory = Callable[[ModelSpec], ModelBackend]
-_BATCH_LOG = 4096  # recent batches kept for `batch_sizes`
+_BATCH_LOG = 4096  # recent batches kept for `batch_sizes` / `batch_items`
 
 
 @serve.deployment(name="Verifier")
 class VerifierDeployment:
-    """Scores draft steps and writes target steps with the target model.
+    """Scores draft steps, judges step equivalence and writes target steps with the target model.
 
     Args:
         spec: the target model.
@@ -46,11 +46,16 @@ class VerifierDeployment:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply new batching settings (Serve calls this on a `user_config` change)."""
-        apply_batching(user_config, self._score_batch, self._target_batch)
+        apply_batching(user_config, self._score_batch, self._equivalence_batch, self._target_batch)
 
     async def score_steps(self, items: Sequence[tuple[StepContext, str]], delimiter: str) -> list[StepScore]:
         """0–9 scores of candidate steps (see `Verifier.score_steps`)."""
         return unwrap(await self._score_batch([(ctx, cand, delimiter) for ctx, cand in items]))
+
+    async def equivalence_steps(self, items: Sequence[tuple[StepContext, str, str]],
+                                delimiter: str) -> list[EquivalenceScore]:
+        """P(aligned) of each step pair (see `Verifier.equivalence_steps`)."""
+        return unwrap(await self._equivalence_batch([(ctx, a, b, delimiter) for ctx, a, b in items]))
 
     async def target_steps(self, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
         """The target's next step after each context (see `Verifier.target_steps`)."""
@@ -63,6 +68,11 @@ class VerifierDeployment:
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _score_batch(self, calls: list[list[tuple[StepContext, str, str]]]) -> list[Any]:
         return await self._run_merged("score", calls, lambda flat: score_steps_each(self._backend, flat))
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _equivalence_batch(self, calls: list[list[tuple[StepContext, str, str, str]]]) -> list[Any]:
+        return await self._run_merged("equivalence", calls,
+                                      lambda flat: equivalence_steps_each(self._backend, flat))
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _target_batch(self, calls: list[list[tuple[StepContext, StepParams]]]) -> list[Any]:
@@ -78,8 +88,12 @@ class VerifierDeployment:
         return split
 
     def batch_sizes(self, op: str | None = None) -> list[int]:
-        """Calls merged per backend call, oldest first (recent batches; `op` = "score" or "target")."""
+        """Calls merged per backend call, oldest first (recent batches; `op` = "score", "equivalence" or "target")."""
         return [calls for o, calls, _ in self._batches if op is None or o == op]
+
+    def batch_items(self, op: str | None = None) -> list[int]:
+        """Items (steps, pairs) per backend call, in the order of `batch_sizes`."""
+        return [items for o, _, items in self._batches if op is None or o == op]
 
     def backend_stats(self) -> dict[str, Any]:
         return asdict(self._backend.stats())

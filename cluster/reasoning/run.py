@@ -54,7 +54,8 @@ class ReasoningRun:
         p = self.params
         remaining = max(1, p.max_total_tokens - self._tokens_used)
         seed = None if p.seed is None else p.seed + len(self.records)
-        return StepParams(min(p.max_step_tokens, remaining), p.temperature, p.top_p, seed, p.step_delimiter)
+        return StepParams(min(p.max_step_tokens, remaining), p.temperature, p.top_p, seed, p.step_delimiter,
+                          p.token_speculation)
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:

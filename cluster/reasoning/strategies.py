@@ -7,7 +7,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cluster.reasoning.types import ChatMessage
+from cluster.reasoning.types import ChatMessage, StepContext
 
 MATH_POOL: tuple[str, ...] = (
     "Simplify and transform the expressions algebraically before computing anything.",
@@ -63,6 +63,13 @@ class StrategyPool:
                 f"{menu}\n\nChoose the {k} methods most likely to lead to a correct solution. "
                 f"Reply with their letters only, separated by commas; a letter may repeat.")
         return [ChatMessage("user", user)], f"The {k} most promising methods are: "
+
+    def selection_context(self, question: str, k: int) -> StepContext:
+        """The selection as a step context for `Verifier.target_steps`: the menu replaces the solve instruction
+        and there is no prefill (the reply is read from its first line; generate with delimiter "\\n")."""
+        messages, prefill = self.selection_prompt(question, k)
+        instruction = messages[0].content[len(question.strip()):].strip()
+        return StepContext(question, instruction=f"{instruction} Begin your reply with: {prefill.strip()}")
 
     def parse_selection(self, reply: str, k: int) -> list[Strategy]:
         """The first k strategy letters on the reply's first line, padded with the fallback.

@@ -65,6 +65,7 @@ class StepParams:
         top_p: nucleus sampling mass.
         seed: RNG seed of this step (None = unseeded).
         delimiter: the step delimiter; generation stops there.
+        speculative: use the model's token-level speculation, if it has one (SamplingParams.speculative).
     """
 
     max_tokens: int
@@ -72,6 +73,7 @@ class StepParams:
     top_p: float = 1.0
     seed: int | None = None
     delimiter: str = "\n\n"
+    speculative: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class StepContext:
     question: str
     steps: tuple[str, ...] = ()
     strategy_hint: str | None = None  # optional per-path hint (parallel paths)
+    instruction: str | None = None  # replaces the solve instruction (e.g. SSR's strategy selection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +197,7 @@ class ReasoningStats:
     spec_rounds: int = 0           # token-level verification rounds that checked drafted tokens
     spec_draft_tokens: int = 0     # tokens proposed by token-level drafting
     spec_accepted_tokens: int = 0  # of those, tokens accepted
+    samples: int = 0  # reasoning paths run: Best-of-N candidates, SSR paths (0 = one path)
 
     @property
     def acceptance_rate(self) -> float | None:
@@ -225,6 +229,7 @@ class ReasoningResult:
     steps: tuple[StepRecord, ...]
     stop_reason: StopReason
     stats: ReasoningStats = field(default_factory=ReasoningStats)
+    arm: str | None = None  # the bandit arm whose knobs the request ran with (None = no arm)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -236,4 +241,5 @@ class ReasoningResult:
                 {**asdict(s), "author": s.author.value, "outcome": s.outcome.value} for s in self.steps
             ],
             "stats": self.stats.to_dict(),
+            "arm": self.arm,
         }

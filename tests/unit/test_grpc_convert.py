@@ -70,3 +70,9 @@ def test_request_knobs_are_the_fields_set():
 def test_bad_request_knobs_raise(knobs):
     with pytest.raises(InvalidRequestError, match=next(iter(knobs))):
         convert.request_message("q", knobs)
+
+
+def test_token_speculation_knob_travels_over_grpc():
+    request = convert.request_message("q", {"token_speculation": False})
+    assert convert.request_knobs(request) == {"token_speculation": False}
+    assert ReasoningParams().with_overrides(convert.request_knobs(request)).token_speculation is False

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from cluster.reasoning.methods.baseline import run_draft, run_target
+from cluster.reasoning.methods.best_of_n import run_best_of_n
 from cluster.reasoning.methods.lookahead import run_lookahead
 from cluster.reasoning.methods.specreason import run_specreason
+from cluster.reasoning.methods.ssr import run_ssr
 from cluster.reasoning.types import ReasoningResult
 
 MethodFn = Callable[..., Awaitable[ReasoningResult]]
@@ -16,6 +18,8 @@ METHODS: dict[str, MethodFn] = {
     "draft": run_draft,
     "specreason": run_specreason,
     "lookahead": run_lookahead,
+    "best_of_n": run_best_of_n,
+    "ssr": run_ssr,
 }
 
 

@@ -1,0 +1,90 @@
+"""Best-of-N with OptScale stopping: candidates from a step method, scored, sampled until N* (ALGORITHMS.md §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from cluster.policies.optscale import OptScaleSampler
+from cluster.reasoning.methods.baseline import run_draft, run_target
+from cluster.reasoning.methods.lookahead import run_lookahead
+from cluster.reasoning.methods.specreason import run_specreason
+from cluster.reasoning.parallel_paths import combine_stats, mean_step_score
+from cluster.reasoning.run import StepCallback
+from cluster.reasoning.types import ReasoningResult, StepContext
+
+if TYPE_CHECKING:
+    from cluster.config.schema import ReasoningParams
+    from cluster.policies.truncnorm import ScorePrior, TruncNormal
+    from cluster.reasoning.interfaces import Drafter, Verifier
+
+CANDIDATE_SEED_STRIDE = 1_000_003  # seed offset between candidates, so sampled candidates differ
+STEP_METHODS = {"target": run_target, "draft": run_draft, "specreason": run_specreason, "lookahead": run_lookahead}
+
+
+async def score_candidate(result: ReasoningResult, question: str, verifier: Verifier,
+                          params: ReasoningParams) -> float:
+    """The candidate's score in [0, 1]: the target's 0–9 judge on the whole solution (read per `score_method`),
+    or the mean step score of its trace (`best_of_n.scorer`), divided by 9. An empty solution scores 0."""
+    if not result.text.strip():
+        return 0.0
+    if params.best_of_n.scorer == "step_mean":
+        return min(1.0, mean_step_score(result.steps) / 9.0)
+    score = await verifier.score_step(StepContext(question), result.text, params.step_delimiter)
+    return min(1.0, max(0.0, score.value(params.score_method) / 9.0))
+
+
+async def run_best_of_n(question: str, drafter: Drafter, verifier: Verifier, params: ReasoningParams,
+                        on_step: StepCallback | None = None, *, prior: ScorePrior | None = None,
+                        on_fit: Callable[[TruncNormal], None] | None = None) -> ReasoningResult:
+    """Sample candidates with `best_of_n.method`, `parallel` at a time, and return the best-scoring one.
+
+    Adaptive (OptScale): after `peek` scores, fit TN(μ, σ) (MAP under `prior`, else MLE) and stop once
+    N* = ⌈ln α / ln F(s_target)⌉ ≤ candidates scored, capped by `n_max`; candidates still running then
+    are cancelled. Fixed: exactly `n_max` candidates. Candidate i runs with seed `seed + i·stride`.
+    The result is the best candidate's trace (its steps reach `on_step` once chosen) with stats summed
+    over the scored candidates (`samples` = their number, judge calls included); `on_fit` gets the MLE
+    fit of all scores (the controller's online prior learns from it).
+    """
+    bon = params.best_of_n
+    method = STEP_METHODS[bon.method]
+    sampler: OptScaleSampler[ReasoningResult] = OptScaleSampler(
+        s_target=bon.s_target, alpha=bon.alpha, n_max=bon.n_max, peek=bon.peek, prior=prior)
+    t0 = time.perf_counter()
+
+    async def candidate(i: int) -> tuple[ReasoningResult, float]:
+        seed = None if params.seed is None else params.seed + i * CANDIDATE_SEED_STRIDE
+        result = await method(question, drafter, verifier, params.with_overrides({"method": bon.method, "seed": seed}))
+        return result, await score_candidate(result, question, verifier, params)
+
+    pending: set[asyncio.Task[tuple[ReasoningResult, float]]] = set()
+    launched, judged = 0, 0
+    try:
+        while True:
+            wanted = sampler.decision.n_target if bon.adaptive else bon.n_max
+            while launched < wanted and len(pending) < (bon.parallel or bon.peek):
+                pending.add(asyncio.ensure_future(candidate(launched)))
+                launched += 1
+            if not pending or (bon.adaptive and sampler.decision.stop):
+                break
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                result, score = task.result()
+                if bon.scorer == "judge" and result.text.strip():
+                    judged += 1
+                sampler.add(result, score)
+    finally:
+        for task in pending:
+            task.cancel()
+    best, _ = sampler.best()
+    if on_fit is not None:
+        on_fit(sampler.mle_fit())
+    if on_step is not None:
+        for record in best.steps:
+            await on_step(record)
+    stats = combine_stats([r.stats for r in sampler.candidates], time.perf_counter() - t0)
+    stats.judge_calls += judged
+    return replace(best, method="best_of_n", stats=stats)

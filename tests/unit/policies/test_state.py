@@ -1,0 +1,61 @@
+"""The controller's policy state: arms from config, rewards from results, prior updates and the checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster.config.schema import AppArgs, ControllerConfig
+from cluster.policies.state import PolicyState
+from cluster.policies.truncnorm import TruncNormal
+from cluster.reasoning.types import Author, ReasoningResult, ReasoningStats, StepOutcome, StepRecord, StopReason
+
+ARMS = [{"name": "fast", "knobs": {"method": "specreason", "threshold": 3}},
+        {"name": "slow", "knobs": {"method": "target"}}]
+
+
+def result(tokens: int, seconds: float) -> ReasoningResult:
+    steps = (StepRecord(0, "x", Author.TARGET, StepOutcome.TARGET, num_tokens=tokens),)
+    return ReasoningResult("target", None, "x", steps, StopReason.ANSWER, ReasoningStats(wall_time_s=seconds))
+
+
+def config(tmp_path, **bandit) -> ControllerConfig:
+    return ControllerConfig(bandit={"arms": ARMS, **bandit}, checkpoint_path=str(tmp_path / "s.json"),
+                            checkpoint_interval_s=0)
+
+
+@pytest.mark.parametrize("algorithm", ["ucb", "exp3"])
+def test_checkpoint_restores_pulls_rewards_and_prior(tmp_path, algorithm):
+    state = PolicyState(config(tmp_path, algorithm=algorithm))
+    assert not state.restored
+    for _ in range(4):
+        arm = state.choose()
+        assert state.observe(arm.name, result(100 if arm.name == "fast" else 10, 1.0)) is not None
+    state.observe_fit(TruncNormal(0.5, 0.3))
+    assert state.maybe_save()
+    again = PolicyState(config(tmp_path, algorithm=algorithm))
+    assert again.restored and again.to_dict() == state.to_dict()
+    assert sum(s.pulls for s in again.arm_stats().values()) == 4
+
+
+def test_without_a_bandit_nothing_is_chosen_and_no_prior_without_online(tmp_path):
+    state = PolicyState(ControllerConfig(optscale={"prior": "none"}))
+    assert state.choose() is None and state.score_prior() is None and not state.maybe_save(force=True)
+
+
+def test_a_checkpoint_of_another_algorithm_is_ignored(tmp_path):
+    ucb = PolicyState(config(tmp_path))
+    ucb.observe("fast", result(10, 1.0))
+    ucb.maybe_save()
+    exp3 = PolicyState(config(tmp_path, algorithm="exp3"))
+    assert sum(s.pulls for s in exp3.arm_stats().values()) == 0
+
+
+@pytest.mark.parametrize("arms, match", [
+    ([{"name": "a", "knobs": {"threshold": 12}}], r"controller.bandit.arms.0.knobs \(a\): threshold"),
+    ([{"name": "a", "knobs": {"bogus": 1}}], "bogus"),
+    ([{"name": "a"}, {"name": "a"}], "duplicate"),
+], ids=["bad-value", "unknown-knob", "duplicate"])
+def test_arms_are_validated_against_reasoning_params(arms, match):
+    with pytest.raises(ValueError, match=match):
+        AppArgs.model_validate({"draft": {"path": "d"}, "target": {"path": "t"},
+                                "controller": {"bandit": {"arms": arms}}})
