@@ -79,9 +79,11 @@ def _header(meta: dict[str, Any], run_dir: Path) -> list[str]:
         "warm-up: one short untimed request per method before timing",
         f"- Status: {meta.get('status', '?')}; {meta.get('records', '?')} records, {meta.get('errors', '?')} errors; "
         f"re-render: `python -m benchmarks.report {run_dir}`",
-        "",
     ]
-    return lines
+    if redone := meta.get("redone"):
+        lines.append(f"- Redone: problems {', '.join(redone['problems'])} re-timed by `{redone['command']}` "
+                     "(`python -m benchmarks.merge`)")
+    return [*lines, ""]
 
 
 def _quality_table(summaries: Sequence[RunSummary], baseline: str | None, concurrent: bool) -> list[str]:
