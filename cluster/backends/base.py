@@ -6,7 +6,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cluster.reasoning.types import ChatMessage, FinishReason
+from cluster.reasoning.types import ChatMessage, FinishReason, mean_acceptance_length, token_acceptance_rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +105,11 @@ class SpecDecodeStats:
 
     @property
     def acceptance_rate(self) -> float | None:
-        return self.accepted_tokens / self.draft_tokens if self.draft_tokens else None
+        return token_acceptance_rate(self.accepted_tokens, self.draft_tokens)
 
     @property
     def mean_acceptance_length(self) -> float | None:
-        return 1 + self.accepted_tokens / self.num_drafts if self.num_drafts else None
+        return mean_acceptance_length(self.accepted_tokens, self.num_drafts)
 
     def observe_request(self, histogram: Sequence[int], draft_tokens: int) -> None:
         """Add one request's counts: `histogram[j]` rounds accepted j drafted tokens."""

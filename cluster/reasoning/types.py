@@ -167,6 +167,17 @@ class StepRecord:
     num_tokens: int = 0
 
 
+def token_acceptance_rate(accepted: int, drafted: int) -> float | None:
+    """Token-level acceptance rate = accepted / drafted tokens (None before any drafting)."""
+    return accepted / drafted if drafted else None
+
+
+def mean_acceptance_length(accepted: int, rounds: int) -> float | None:
+    """Mean acceptance length = 1 + accepted / verification rounds: tokens kept per target pass, its own
+    next token included (None before any round)."""
+    return 1 + accepted / rounds if rounds else None
+
+
 @dataclass(slots=True)
 class ReasoningStats:
     """Counters of one reasoning run.
@@ -205,11 +216,11 @@ class ReasoningStats:
 
     @property
     def token_acceptance_rate(self) -> float | None:
-        return self.spec_accepted_tokens / self.spec_draft_tokens if self.spec_draft_tokens else None
+        return token_acceptance_rate(self.spec_accepted_tokens, self.spec_draft_tokens)
 
     @property
     def mean_acceptance_length(self) -> float | None:
-        return 1 + self.spec_accepted_tokens / self.spec_rounds if self.spec_rounds else None
+        return mean_acceptance_length(self.spec_accepted_tokens, self.spec_rounds)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
