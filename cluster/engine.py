@@ -14,7 +14,7 @@ from cluster.backends import ModelBackend, create_backend
 from cluster.backends.embedding import HFEmbedder, create_embedder
 from cluster.backends.roles import BackendDrafter, BackendVerifier
 from cluster.config.loader import format_validation_error
-from cluster.config.schema import AppArgs, EmbeddingVerifierConfig, ReasoningParams
+from cluster.config.schema import AppArgs, EmbeddingVerifierConfig, ReasoningParams, RequestLimits
 from cluster.errors import InvalidRequestError, ModelNotFoundError
 from cluster.reasoning.methods import MethodFn, get_method
 from cluster.reasoning.run import StepCallback
@@ -46,6 +46,24 @@ def validate_question(question: str, max_chars: int) -> str:
         raise InvalidRequestError(f"question has {len(question)} characters; the limit is {max_chars}",
                                   field="question")
     return question.strip()
+
+
+def check_limits(params: ReasoningParams, limits: RequestLimits) -> None:
+    """Reject knobs over the server's caps (budgets and parallel candidates) before any model runs.
+
+    Raises:
+        InvalidRequestError: naming the first knob over its cap.
+    """
+    caps = [("max_total_tokens", params.max_total_tokens, limits.total_tokens, "total_tokens"),
+            ("max_steps", params.max_steps, limits.steps, "steps")]
+    if params.method == "best_of_n":
+        caps.append(("best_of_n.n_max", params.best_of_n.n_max, limits.candidates, "candidates"))
+    if params.method == "ssr":
+        caps.append(("ssr.k", params.ssr.k, limits.candidates, "candidates"))
+    for field, value, cap, key in caps:
+        if value > cap:
+            raise InvalidRequestError(f"{field} is {value}; this server allows at most {cap} "
+                                      f"(server.limits.{key})", field=field)
 
 
 def load_embedder(cfg: EmbeddingVerifierConfig) -> HFEmbedder:
@@ -92,8 +110,9 @@ class Engine:
         Raises:
             InvalidRequestError: bad question or knobs, or a prompt longer than a model's context.
         """
-        question = validate_question(question, self.args.server.max_prompt_chars)
+        question = validate_question(question, self.args.server.limits.prompt_chars)
         params = resolve_params(self.args.reasoning, overrides or {})
+        check_limits(params, self.args.server.limits)
         method = get_method(params.method)
         if uses_embedder(method, params):
             method = functools.partial(method, embedder=await self._load_embedder())

@@ -24,17 +24,45 @@ class InvalidRequestError(SpecServeError):
 
 
 class PromptTooLongError(InvalidRequestError):
-    """The prompt (plus the tokens still to generate) does not fit the model's context."""
+    """The prompt (plus the tokens still to generate) does not fit the model's context, or the server's cap."""
 
-    def __init__(self, prompt_tokens: int, max_model_len: int, *, field: str | None = "messages") -> None:
-        super().__init__(
-            f"prompt has {prompt_tokens} tokens; the model's context is {max_model_len} tokens", field=field
-        )
+    def __init__(self, prompt_tokens: int, max_model_len: int, *, field: str | None = "messages",
+                 limit: str = "the model's context") -> None:
+        super().__init__(f"prompt has {prompt_tokens} tokens; {limit} is {max_model_len} tokens", field=field)
         self.prompt_tokens = prompt_tokens
         self.max_model_len = max_model_len
+        self.limit = limit
 
     def __reduce__(self):  # keep it picklable: Ray re-raises a replica's exception in the caller
-        return type(self), (self.prompt_tokens, self.max_model_len), {"field": self.field}
+        return type(self), (self.prompt_tokens, self.max_model_len), {"field": self.field, "limit": self.limit}
+
+
+class RequestTooLargeError(InvalidRequestError):
+    """A request body over `server.limits.body_bytes` (HTTP 413)."""
+
+
+class RequestDeadlineError(SpecServeError, TimeoutError):
+    """A request's deadline passed (HTTP 504, gRPC DEADLINE_EXCEEDED); its remaining work is cancelled.
+
+    Attributes:
+        by_client: the deadline was the client's own `timeout_s` (shorter than the server's).
+    """
+
+    def __init__(self, message: str, *, by_client: bool) -> None:
+        super().__init__(message)
+        self.by_client = by_client
+
+
+class OverloadedError(SpecServeError):
+    """The server runs as many requests as it admits (HTTP 503 + Retry-After, gRPC RESOURCE_EXHAUSTED).
+
+    Attributes:
+        retry_after_s: seconds after which a retry may be admitted.
+    """
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ModelNotFoundError(SpecServeError):

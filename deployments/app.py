@@ -34,7 +34,12 @@ def deployment_options(spec: DeploymentSpec) -> dict[str, Any]:
         actor["resources"] = dict(spec.resources)
     if spec.accelerator_type:
         actor["accelerator_type"] = spec.accelerator_type
-    options: dict[str, Any] = {"ray_actor_options": actor, "max_ongoing_requests": spec.max_ongoing_requests}
+    options: dict[str, Any] = {"ray_actor_options": actor, "max_ongoing_requests": spec.max_ongoing_requests,
+                               "health_check_period_s": spec.health_check_period_s,
+                               "health_check_timeout_s": spec.health_check_timeout_s,
+                               "graceful_shutdown_timeout_s": spec.graceful_shutdown_timeout_s}
+    if spec.max_queued_requests is not None:
+        options["max_queued_requests"] = spec.max_queued_requests
     if spec.autoscaling is not None:
         options["autoscaling_config"] = spec.autoscaling.model_dump()
     else:
@@ -105,9 +110,9 @@ def compose_app(cfg: AppArgs, *, draft_backend_factory: BackendFactory | None = 
     draft_batching = _batching(d.drafter)
     target_batching = _batching(d.verifier)
     drafter = _internal(DrafterDeployment, d.drafter, user_config=draft_batching).bind(
-        cfg.draft, draft_batching, draft_backend_factory)
+        cfg.draft, draft_batching, draft_backend_factory, d.drafter.stall_timeout_s)
     verifier = _internal(VerifierDeployment, d.verifier, user_config=target_batching).bind(
-        cfg.target, target_batching, target_backend_factory)
+        cfg.target, target_batching, target_backend_factory, d.verifier.stall_timeout_s)
     controller = _internal(ControllerDeployment, d.controller).bind(cfg.reasoning, controller=cfg.controller)
     embedding = cfg.verifiers.embedding
     embedder = None if embedding is None else _internal(

@@ -15,6 +15,7 @@ from cluster.config.schema import ModelSpec
 from cluster.reasoning.types import StepContext, StepOutput, StepParams
 from deployments.batching import apply_batching, run_merged, unwrap
 from deployments.metrics import CallMetrics
+from deployments.watchdog import CallWatchdog
 
 BackendFactory = Callable[[ModelSpec], ModelBackend]
 
@@ -27,11 +28,13 @@ class DrafterDeployment:
         spec: the draft model.
         batching: initial BatchingParams as a dict (Serve's `user_config` replaces it).
         backend_factory: builds the backend from `spec` (default `create_backend`; tests inject fakes).
+        stall_timeout_s: a backend call running longer fails the health check (see CallWatchdog).
     """
 
     def __init__(self, spec: ModelSpec, batching: dict[str, Any] | None = None,
-                 backend_factory: BackendFactory | None = None) -> None:
+                 backend_factory: BackendFactory | None = None, stall_timeout_s: float = 600.0) -> None:
         self._backend = (backend_factory or create_backend)(spec)
+        self._watchdog = CallWatchdog(stall_timeout_s)
         self._metrics = CallMetrics("drafter")
         self.reconfigure(batching or {})
 
@@ -46,7 +49,8 @@ class DrafterDeployment:
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _draft_batch(self, calls: list[list[tuple[StepContext, StepParams]]]) -> list[Any]:
         t0 = time.perf_counter()
-        split = await run_merged(calls, lambda flat: generate_steps_each(self._backend, flat))
+        with self._watchdog.track():
+            split = await run_merged(calls, lambda flat: generate_steps_each(self._backend, flat))
         self._metrics.observe("draft", time.perf_counter() - t0, calls=len(calls), items=sum(map(len, calls)))
         return split
 
@@ -55,5 +59,6 @@ class DrafterDeployment:
         return asdict(self._backend.stats())
 
     async def check_health(self) -> None:
-        """Serve's periodic health check: raise when the engine cannot serve."""
+        """Serve's periodic health check: raise when the engine cannot serve or a call has stalled."""
+        self._watchdog.check()
         await self._backend.check_health()

@@ -56,6 +56,9 @@ class EmbedderDeployment:
         if self._missing is not None:
             raise InvalidRequestError(self._missing, field="step_verifier")
 
+    async def check_health(self) -> None:
+        """Serve's periodic health check (and the ingress's probe after a failure): the replica answers."""
+
     async def embed(self, texts: Sequence[str]) -> list[tuple[float, ...]]:
         """One embedding per text (see `Embedder.embed`)."""
         await self.check_ready()

@@ -9,6 +9,8 @@ mean (a failed drafter degrades the request to target-only; a failed verifier fa
     replica raised anything else                                → BackendError
     deadline passed                                             → BackendTimeoutError
     replica dead / unreachable / overloaded                     → BackendUnavailableError
+    health probes fail (HealthMonitor)                            → BackendUnavailableError, at once, for the
+                                                                  calls in flight and new ones until it is back
 """
 
 from __future__ import annotations
@@ -63,49 +65,155 @@ async def call(response: DeploymentResponse, role: str, timeout_s: float) -> Any
         raise BackendUnavailableError(f"{role} unavailable ({type(e).__name__})") from e
 
 
+class Remote:
+    """Calls to one deployment with a deadline, failing fast while its replica is known to be down.
+
+    Serve keeps a call to a replica that died waiting (until the deadline) and queues new ones until a new
+    replica runs, so the ingress's HealthMonitor probes each deployment and `trip`s its Remote when the probes
+    fail: the calls in flight then fail at once with BackendUnavailableError, and so do new ones, until a probe
+    succeeds again (`reset`).
+
+    Args:
+        handle: the deployment's handle.
+        role: its name in error messages ("drafter", "verifier", "embedder").
+        timeout_s: deadline of each call.
+    """
+
+    def __init__(self, handle: DeploymentHandle, role: str, timeout_s: float) -> None:
+        self._handle = handle
+        self.role = role
+        self._timeout_s = timeout_s
+        self._down: str | None = None  # why the deployment is down
+        self._waiters: set[asyncio.Future[Any]] = set()
+
+    async def __call__(self, method: str, *args: Any) -> Any:
+        if self._down is not None:
+            raise BackendUnavailableError(self._down)
+        task = asyncio.ensure_future(call(getattr(self._handle, method).remote(*args), self.role, self._timeout_s))
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        task.add_done_callback(lambda t: _settle(waiter, t))
+        self._waiters.add(waiter)
+        try:
+            return await waiter
+        finally:
+            self._waiters.discard(waiter)
+            task.cancel()  # no-op when done; cancels the remote call when tripped or cancelled
+
+    async def probe(self, timeout_s: float) -> bool:
+        """Whether the deployment answers its health check within `timeout_s`."""
+        try:
+            await call(self._handle.check_health.remote(), self.role, timeout_s)
+        except BackendError:
+            return False
+        return True
+
+    def trip(self, reason: str) -> None:
+        """Mark the deployment down: its calls in flight and new ones fail with BackendUnavailableError."""
+        self._down = f"{self.role} unavailable: {reason}"
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(BackendUnavailableError(self._down))
+
+    def reset(self) -> None:
+        self._down = None
+
+    @property
+    def down(self) -> bool:
+        return self._down is not None
+
+
+def _settle(waiter: asyncio.Future[Any], task: asyncio.Future[Any]) -> None:
+    if waiter.done():
+        return
+    if task.cancelled():
+        waiter.cancel()
+    elif task.exception() is not None:
+        waiter.set_exception(task.exception())
+    else:
+        waiter.set_result(task.result())
+
+
+class HealthMonitor:
+    """Probes deployments every `interval_s`; `failures` probes in a row that fail trip a Remote, one that
+    succeeds resets it.
+
+    Args:
+        remotes: the deployments to watch.
+        interval_s / timeout_s: probe period and deadline (`server.health_probe_interval_s` / `_timeout_s`).
+        failures: failed probes in a row that mark a deployment down.
+    """
+
+    def __init__(self, remotes: Sequence[Remote], interval_s: float, timeout_s: float, failures: int = 2) -> None:
+        self._remotes = list(remotes)
+        self._interval_s = interval_s
+        self._timeout_s = timeout_s
+        self._failures = failures
+        self._failed = {r.role: 0 for r in self._remotes}
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_started(self) -> None:
+        """Start probing (once, on the running loop)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.gather(*map(self._check, self._remotes))
+            await asyncio.sleep(self._interval_s)
+
+    async def _check(self, remote: Remote) -> None:
+        if await remote.probe(self._timeout_s):
+            if remote.down:
+                logger.warning("%s is back", remote.role)
+            self._failed[remote.role] = 0
+            remote.reset()
+            return
+        self._failed[remote.role] += 1
+        if self._failed[remote.role] >= self._failures and not remote.down:
+            logger.warning("%s failed %d health probes in a row: marked down", remote.role, self._failed[remote.role])
+            remote.trip(f"its replica failed {self._failed[remote.role]} health probes (down or restarting)")
+
+
 class HandleDrafter(Drafter):
     """Draft steps from the Drafter deployment."""
 
-    def __init__(self, handle: DeploymentHandle, timeout_s: float) -> None:
-        self._handle = handle
-        self._timeout_s = timeout_s
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
 
     async def draft_steps(self, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
-        return await call(self._handle.draft_steps.remote(list(ctxs), params), "drafter", self._timeout_s)
+        return await self._remote("draft_steps", list(ctxs), params)
 
 
 class HandleVerifier(Verifier):
     """Judge and target steps from the Verifier deployment (batched across requests there)."""
 
-    def __init__(self, handle: DeploymentHandle, timeout_s: float) -> None:
-        self._handle = handle
-        self._timeout_s = timeout_s
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
 
     async def score_steps(self, items: Sequence[tuple[StepContext, str]], delimiter: str) -> list[StepScore]:
-        return await call(self._handle.score_steps.remote(list(items), delimiter), "verifier", self._timeout_s)
+        return await self._remote("score_steps", list(items), delimiter)
 
     async def equivalence_steps(self, items: Sequence[tuple[StepContext, str, str]],
                                 delimiter: str) -> list[EquivalenceScore]:
-        return await call(self._handle.equivalence_steps.remote(list(items), delimiter), "verifier", self._timeout_s)
+        return await self._remote("equivalence_steps", list(items), delimiter)
 
     async def target_steps(self, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
-        return await call(self._handle.target_steps.remote(list(ctxs), params), "verifier", self._timeout_s)
+        return await self._remote("target_steps", list(ctxs), params)
 
     async def count_tokens(self, text: str) -> int:
         """Tokens of `text` in the target's tokenizer."""
-        return await call(self._handle.count_tokens.remote(text), "verifier", self._timeout_s)
+        return await self._remote("count_tokens", text)
 
 
 class HandleEmbedder(Embedder):
     """Sentence embeddings from the Embedder deployment (batched across requests there)."""
 
-    def __init__(self, handle: DeploymentHandle, timeout_s: float) -> None:
-        self._handle = handle
-        self._timeout_s = timeout_s
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
 
     async def embed(self, texts: Sequence[str]) -> list[tuple[float, ...]]:
-        return await call(self._handle.embed.remote(list(texts)), "embedder", self._timeout_s)
+        return await self._remote("embed", list(texts))
 
     async def check_ready(self) -> None:
         """Raise InvalidRequestError (naming step_verifier) when the deployment has no model loaded."""
-        await call(self._handle.check_ready.remote(), "embedder", self._timeout_s)
+        await self._remote("check_ready")

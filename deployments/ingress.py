@@ -4,9 +4,10 @@ Routes: POST /v1/reason (native), POST /v1/chat/completions (OpenAI-compatible, 
 `stream: true`), GET /v1/models, GET /v1/stats, GET /healthz, and FastAPI's /openapi.json and /docs.
 RPCs (cluster/grpc/specserve.proto, through Serve's gRPC proxy): Reason, ReasonStream, ListModels.
 Every HTTP error body is OpenAI-style `{"error": {"message", "type", "param", "code"}}`:
-invalid input 400 (422 never), missing API key 401, unknown model 404, verifier failure 503, deadline
-504, anything unexpected 500 with a generic message (the traceback goes to the replica log only).
-gRPC statuses follow the same classification (GRPC_CODES), over-long prompts as RESOURCE_EXHAUSTED.
+invalid input 400 (422 never), missing API key 401, unknown model 404, body over the cap 413, server full
+503 `overloaded` with Retry-After, verifier failure 503, deadline 504, anything unexpected 500 with a
+generic message (the traceback goes to the replica log only). gRPC statuses follow the same
+classification (GRPC_CODES); over-long prompts and a full server are RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
@@ -29,10 +30,19 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cluster.config.schema import AppArgs, ReasoningParams
-from cluster.errors import BackendError, BackendTimeoutError, InvalidRequestError, PromptTooLongError, SpecServeError
+from cluster.errors import (
+    BackendError,
+    BackendTimeoutError,
+    InvalidRequestError,
+    OverloadedError,
+    PromptTooLongError,
+    RequestTooLargeError,
+    SpecServeError,
+)
 from cluster.grpc import convert
 from cluster.grpc import specserve_pb2 as pb
 from deployments import protocol
+from deployments.admission import Admission, AdmissionMiddleware, BodyLimitMiddleware
 from deployments.auth import ApiKeyAuth, ApiKeyMiddleware, AuthenticationError
 from deployments.runner import RequestRunner, StepStream
 
@@ -52,6 +62,11 @@ def classify(exc: BaseException) -> dict[str, Any]:
         return {"status": exc.status_code, "error": {"param": None, "code": None, **detail}}
     if isinstance(exc, AuthenticationError):
         return _error(status.HTTP_401_UNAUTHORIZED, str(exc), "authentication_error", None, "invalid_api_key")
+    if isinstance(exc, OverloadedError):
+        return _error(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), "service_unavailable", None, "overloaded")
+    if isinstance(exc, RequestTooLargeError):
+        return _error(status.HTTP_413_CONTENT_TOO_LARGE, str(exc), "invalid_request_error", exc.field,
+                      "request_too_large")
     if isinstance(exc, InvalidRequestError):
         code = "prompt_too_long" if isinstance(exc, PromptTooLongError) else "invalid_value"
         return _error(status.HTTP_400_BAD_REQUEST, str(exc), "invalid_request_error", exc.field, code)
@@ -59,9 +74,10 @@ def classify(exc: BaseException) -> dict[str, Any]:
         return _error(status.HTTP_504_GATEWAY_TIMEOUT, str(exc), "timeout", None, "backend_timeout")
     if isinstance(exc, BackendError):
         return _error(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), "service_unavailable", None, "backend_error")
-    if isinstance(exc, TimeoutError):
-        return _error(status.HTTP_504_GATEWAY_TIMEOUT, "request deadline (server.request_timeout_s) exceeded",
-                      "timeout", None, "request_timeout")
+    if isinstance(exc, TimeoutError):  # RequestDeadlineError; `client_deadline` when the client's timeout_s passed
+        by_client = getattr(exc, "by_client", False)
+        return _error(status.HTTP_504_GATEWAY_TIMEOUT, str(exc) or "request deadline exceeded", "timeout", None,
+                      "client_deadline" if by_client else "request_timeout")
     logger.error("unexpected %s: %s", type(exc).__name__, exc, exc_info=exc)
     return _error(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error; see the server log", "server_error")
 
@@ -70,10 +86,15 @@ def _respond(exc: BaseException) -> JSONResponse:
     body = classify(exc)
     code = body.pop("status")
     headers = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED else None
+    if isinstance(exc, OverloadedError):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(status_code=code, content=body, headers=headers)
 
 
-app.add_middleware(ApiKeyMiddleware, reject=_respond)  # before serve.ingress copies the app
+# Before serve.ingress copies the app; the last added runs first: authentication, admission, body size.
+app.add_middleware(BodyLimitMiddleware, reject=_respond)
+app.add_middleware(AdmissionMiddleware, reject=_respond)
+app.add_middleware(ApiKeyMiddleware, reject=_respond)
 
 GRPC_CODES = {
     status.HTTP_400_BAD_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
@@ -88,7 +109,7 @@ def grpc_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """(code, details) for an exception: `classify` mapped through GRPC_CODES; the field at fault is named."""
     body = classify(exc)
     err = body["error"]
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED if err["code"] == "prompt_too_long" else \
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED if err["code"] in ("prompt_too_long", "overloaded") else \
         GRPC_CODES.get(body["status"], grpc.StatusCode.INTERNAL)
     return code, err["message"] + (f" (field: {err['param']})" if err["param"] else "")
 
@@ -154,6 +175,8 @@ class IngressDeployment:
     def __init__(self, drafter: DeploymentHandle, verifier: DeploymentHandle, controller: DeploymentHandle,
                  args: AppArgs, embedder: DeploymentHandle | None = None) -> None:
         self.auth = ApiKeyAuth.from_env(args.server.api_key_env)  # read by ApiKeyMiddleware too
+        self.admission = Admission(args.server.max_inflight_requests, args.server.retry_after_s)  # and these by
+        self.limits = args.server.limits  # AdmissionMiddleware and BodyLimitMiddleware
         self._runner = RequestRunner(drafter, verifier, controller, args, embedder)
         self._model = args.server.served_model_name
         self._models = {"draft": args.draft.path, "target": args.target.path}
@@ -162,7 +185,7 @@ class IngressDeployment:
     async def reason(self, body: protocol.ReasonRequest) -> dict[str, Any]:
         """Answer a question: answer, text, stop_reason, steps (the trace) and stats."""
         question, params = await self._runner.prepare(body.question, body.knobs(), "question")
-        result = await self._runner.run(question, params, "question")
+        result = await self._runner.run(question, params, "question", timeout_s=body.timeout_s)
         return protocol.reason_body(result, protocol.new_id("reason"), self._model)
 
     @app.post("/v1/chat/completions", response_model=None)
@@ -172,15 +195,19 @@ class IngressDeployment:
             raise HTTPException(status.HTTP_404_NOT_FOUND, {
                 "message": f"model {body.model!r} does not exist; this server serves {self._model!r}",
                 "type": "invalid_request_error", "param": "model", "code": "model_not_found"})
+        if len(body.messages) > self.limits.messages:
+            raise InvalidRequestError(f"{len(body.messages)} messages; this server allows at most "
+                                      f"{self.limits.messages} (server.limits.messages)", field="messages")
         field = f"messages.{len(body.messages) - 1}.content"
         question, params = await self._runner.prepare(body.question(), body.knobs(), field)
         request_id = protocol.new_id("chatcmpl")
-        if body.stream:
-            steps = await self._runner.stream(question, params, field)  # fails here → a plain JSON error
+        if body.stream:  # a failure before the first step → a plain JSON error
+            steps = await self._runner.stream(question, params, field, timeout_s=body.timeout_s)
             meta = _ChunkMeta(request_id, self._model, int(time.time()), params.step_delimiter,
                               bool(body.stream_options and body.stream_options.include_usage))
             return StreamingResponse(self._events(steps, meta, question), media_type="text/event-stream")
-        result, prompt_tokens = await asyncio.gather(self._runner.run(question, params, field),
+        result, prompt_tokens = await asyncio.gather(self._runner.run(question, params, field,
+                                                                      timeout_s=body.timeout_s),
                                                      self._runner.prompt_tokens(question))
         return protocol.chat_completion_body(result, request_id, self._model, prompt_tokens)
 
@@ -192,8 +219,9 @@ class IngressDeployment:
 
     @app.get("/v1/stats")
     async def stats(self) -> dict[str, Any]:
-        """Live aggregate stats from the controller, with the request defaults in force."""
-        return await self._runner.stats()
+        """Live aggregate stats from the controller, the request defaults in force, and this ingress replica's
+        admission counters (`ingress`: in_flight, limit, admitted, refused)."""
+        return {**await self._runner.stats(), "ingress": self.admission.to_dict()}
 
     @app.get("/healthz")
     async def healthz(self) -> JSONResponse:
@@ -209,8 +237,9 @@ class IngressDeployment:
     async def Reason(self, request: pb.ReasonRequest, grpc_context: RayServegRPCContext) -> pb.ReasonResponse:
         """gRPC: as POST /v1/reason."""
         try:
-            question, params = await self._prepare_rpc(request, grpc_context)
-            result = await self._runner.run(question, params, "question")
+            with self.admission.slot():
+                question, params = await self._prepare_rpc(request, grpc_context)
+                result = await self._runner.run(question, params, "question")
         except Exception as e:
             _set_status(grpc_context, e)
             return pb.ReasonResponse()
@@ -225,12 +254,13 @@ class IngressDeployment:
         """
         steps: StepStream | None = None
         try:
-            question, params = await self._prepare_rpc(request, grpc_context)
-            steps = await self._runner.stream(question, params, "question")
-            async for step in steps:
-                yield pb.ReasonStreamResponse(step=convert.step_message(step))
-            yield pb.ReasonStreamResponse(result=convert.reason_response(
-                steps.result(), protocol.new_id("reason"), self._model, int(time.time()), with_steps=False))
+            with self.admission.slot():
+                question, params = await self._prepare_rpc(request, grpc_context)
+                steps = await self._runner.stream(question, params, "question")
+                async for step in steps:
+                    yield pb.ReasonStreamResponse(step=convert.step_message(step))
+                yield pb.ReasonStreamResponse(result=convert.reason_response(
+                    steps.result(), protocol.new_id("reason"), self._model, int(time.time()), with_steps=False))
         except Exception as e:
             _set_status(grpc_context, e)
             raise  # a streaming call ends with the status set above only when the method raises

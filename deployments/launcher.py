@@ -1,4 +1,4 @@
-"""`specserve up`: a local Ray instance, Serve and the app, served until SIGINT/SIGTERM, then shut down.
+"""`specserve up`: a local Ray instance, Serve and the app, served until SIGINT/SIGTERM, then drained and shut down.
 
 Ray waits forever for replicas whose resources do not fit, so the launcher checks the summed
 requests of the config against the cluster's resources before deploying, and then fails when the
@@ -131,10 +131,22 @@ def start(cfg: AppArgs) -> dict[str, str]:
     return urls(cfg)
 
 
-def stop() -> None:
-    """Shut Serve and Ray down (safe to call when either is not running)."""
+def stop(app_name: str | None = None) -> None:
+    """Shut Serve and Ray down (safe to call when either is not running).
+
+    Args:
+        app_name: delete this application first, which drains it: each replica finishes its in-flight
+            requests (the streams included, through the still running proxy) for up to its deployment's
+            `graceful_shutdown_timeout_s`.
+    """
     if ray.is_initialized():
         try:
+            if app_name is not None:
+                logger.info("draining %r", app_name)
+                try:
+                    serve.delete(app_name)
+                except Exception as e:  # a failed drain must not keep Ray running
+                    logger.warning("could not drain %r: %s", app_name, e)
             serve.shutdown()
         finally:
             ray.shutdown()
@@ -169,4 +181,4 @@ def up(cfg: AppArgs, on_ready: Callable[[dict[str, str]], None] | None = None) -
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        stop()
+        stop(cfg.server.app_name)

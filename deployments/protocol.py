@@ -1,7 +1,7 @@
 """HTTP shapes of the ingress: request models and the native / OpenAI-compatible response bodies.
 
-POST /v1/reason takes `{"question": str, <knob>: value, ...}`: every other top-level field is a
-ReasoningParams knob (method, threshold, max_step_tokens, ...). POST /v1/chat/completions takes an
+POST /v1/reason takes `{"question": str, "timeout_s": float, <knob>: value, ...}`: every other top-level
+field is a ReasoningParams knob (method, threshold, max_step_tokens, ...). POST /v1/chat/completions takes an
 OpenAI chat request; its extra top-level fields are knobs too, `max_tokens` /
 `max_completion_tokens` set `max_total_tokens`, and `null` values mean "not given" (OpenAI's).
 """
@@ -28,6 +28,8 @@ class ReasonRequest(BaseModel):
         {"question": "What is 12 * 7?", "method": "specreason", "threshold": 7.0}]})
 
     question: str = Field(description="The problem to reason about.")
+    timeout_s: float | None = Field(None, gt=0, description="The client's deadline in seconds (it may only shorten "
+                                                            "the server's request_timeout_s; 504 when it passes).")
 
     def knobs(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -75,6 +77,8 @@ class ChatCompletionRequest(BaseModel):
     stop: str | list[str] | None = Field(None, description="Not supported (steps end at step_delimiter).")
     logprobs: bool | None = Field(None, description="Not supported.")
     user: str | None = Field(None, description="End-user id (ignored).")
+    timeout_s: float | None = Field(None, gt=0, description="The client's deadline in seconds (it may only shorten "
+                                                            "the server's request_timeout_s; 504 when it passes).")
 
     def question(self) -> str:
         """The last message's text.

@@ -1,6 +1,6 @@
 """The ingress's request runner: validation, the method loop over handle-backed roles, deadlines, reports.
 
-Framework-free (no FastAPI): it raises the engine's exceptions and `TimeoutError` for the request
+Framework-free (no FastAPI): it raises the engine's exceptions and RequestDeadlineError for the request
 deadline; `deployments.ingress` turns them into statuses.
 """
 
@@ -16,13 +16,13 @@ from typing import Any
 from ray.serve.handle import DeploymentHandle
 
 from cluster.config.schema import AppArgs, ReasoningParams
-from cluster.engine import resolve_params, uses_embedder, validate_question
-from cluster.errors import BackendError, InvalidRequestError, PromptTooLongError
+from cluster.engine import check_limits, resolve_params, uses_embedder, validate_question
+from cluster.errors import BackendError, InvalidRequestError, PromptTooLongError, RequestDeadlineError
 from cluster.policies.truncnorm import ScorePrior, TruncNormal
 from cluster.reasoning.methods import get_method
 from cluster.reasoning.run import StepCallback
 from cluster.reasoning.types import ReasoningResult, StepRecord
-from deployments.handles import HandleDrafter, HandleEmbedder, HandleVerifier, call
+from deployments.handles import HandleDrafter, HandleEmbedder, HandleVerifier, HealthMonitor, Remote, call
 from deployments.metrics import RequestMetrics
 
 logger = logging.getLogger(__name__)
@@ -79,9 +79,15 @@ class RequestRunner:
                  args: AppArgs, embedder: DeploymentHandle | None = None) -> None:
         self._server = args.server
         self._handles = {"drafter": drafter, "verifier": verifier}
-        self._drafter = HandleDrafter(drafter, args.server.call_timeout_s)
-        self._verifier = HandleVerifier(verifier, args.server.call_timeout_s)
-        self._embedder = None if embedder is None else HandleEmbedder(embedder, args.server.call_timeout_s)
+        server = args.server
+        remotes = [Remote(drafter, "drafter", server.call_timeout_s),
+                   Remote(verifier, "verifier", server.call_timeout_s)]
+        self._drafter, self._verifier = HandleDrafter(remotes[0]), HandleVerifier(remotes[1])
+        self._embedder = None
+        if embedder is not None:
+            remotes.append(Remote(embedder, "embedder", server.call_timeout_s))
+            self._embedder = HandleEmbedder(remotes[-1])
+        self._monitor = HealthMonitor(remotes, server.health_probe_interval_s, server.health_probe_timeout_s)
         self._embedder_ready = False
         self._controller = controller
         self._defaults: ReasoningParams = args.reasoning
@@ -92,17 +98,26 @@ class RequestRunner:
         self._arm_keys = {k for knobs in self._arms.values() for k in knobs}
 
     async def prepare(self, question: str, knobs: dict[str, Any], field: str) -> tuple[str, ReasoningParams]:
-        """The stripped question (request field `field`) and the knobs over the defaults in force.
+        """The stripped question (request field `field`) and the knobs over the defaults in force, checked
+        against `server.limits` before any model runs.
 
         Raises:
-            InvalidRequestError: empty or over-long question, unknown knob or arm, bad value.
+            InvalidRequestError: empty or over-long question (PromptTooLongError: in tokens), unknown knob or
+                arm, bad value, a knob over its cap.
         """
+        self._monitor.ensure_started()
+        limits = self._server.limits
         try:
-            question = validate_question(question, self._server.max_prompt_chars)
+            question = validate_question(question, limits.prompt_chars)
         except InvalidRequestError as e:
             raise InvalidRequestError(str(e), field=field) from e
         defaults = await self.defaults()
-        return question, await self._with_arm(defaults, resolve_params(defaults, knobs), knobs)
+        params = await self._with_arm(defaults, resolve_params(defaults, knobs), knobs)
+        check_limits(params, limits)
+        tokens = await self._verifier.count_tokens(question)
+        if tokens > limits.prompt_tokens:
+            raise PromptTooLongError(tokens, limits.prompt_tokens, field=field, limit="server.limits.prompt_tokens")
+        return question, params
 
     async def _with_arm(self, defaults: ReasoningParams, params: ReasoningParams,
                         knobs: dict[str, Any]) -> ReasoningParams:
@@ -141,11 +156,14 @@ class RequestRunner:
         return None if arm is None else arm["name"]
 
     async def run(self, question: str, params: ReasoningParams, field: str,
-                  on_step: StepCallback | None = None) -> ReasoningResult:
+                  on_step: StepCallback | None = None, timeout_s: float | None = None) -> ReasoningResult:
         """Run the method under the request deadline; record and report the result.
 
+        Args:
+            timeout_s: the client's deadline; it may only shorten `server.request_timeout_s`.
+
         Raises:
-            TimeoutError: `server.request_timeout_s` passed.
+            RequestDeadlineError: the deadline passed (its remaining work is cancelled).
             PromptTooLongError (naming `field`), BackendError: from the roles.
         """
         method = get_method(params.method)
@@ -155,11 +173,17 @@ class RequestRunner:
         fits: list[TruncNormal] = []
         if params.method == "best_of_n":
             method = functools.partial(method, prior=await self._score_prior(), on_fit=fits.append)
+        deadline, by_client = self._server.request_timeout_s, False
+        if timeout_s is not None and timeout_s < deadline:
+            deadline, by_client = timeout_s, True
         try:
-            result = await asyncio.wait_for(method(question, self._drafter, self._verifier, params, on_step),
-                                            self._server.request_timeout_s)
+            result = await asyncio.wait_for(method(question, self._drafter, self._verifier, params, on_step), deadline)
+        except TimeoutError:
+            source = "the request's timeout_s" if by_client else "server.request_timeout_s"
+            raise RequestDeadlineError(f"request deadline of {deadline:g}s ({source}) passed",
+                                       by_client=by_client) from None
         except PromptTooLongError as e:
-            raise PromptTooLongError(e.prompt_tokens, e.max_model_len, field=field) from e
+            raise PromptTooLongError(e.prompt_tokens, e.max_model_len, field=field, limit=e.limit) from e
         if params.arm is not None:
             result = dataclasses.replace(result, arm=params.arm)
         self._metrics.observe(result)
@@ -180,9 +204,10 @@ class RequestRunner:
             self._embedder_ready = True
         return self._embedder
 
-    async def stream(self, question: str, params: ReasoningParams, field: str) -> StepStream:
+    async def stream(self, question: str, params: ReasoningParams, field: str,
+                     timeout_s: float | None = None) -> StepStream:
         """Start a run whose steps are delivered as they are kept (see StepStream)."""
-        steps = StepStream(lambda on_step: self.run(question, params, field, on_step))
+        steps = StepStream(lambda on_step: self.run(question, params, field, on_step, timeout_s))
         await steps.start()
         return steps
 

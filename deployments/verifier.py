@@ -22,6 +22,7 @@ from cluster.config.schema import ModelSpec
 from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore
 from deployments.batching import apply_batching, run_merged, unwrap
 from deployments.metrics import CallMetrics
+from deployments.watchdog import CallWatchdog
 
 BackendFactory = Callable[[ModelSpec], ModelBackend]
 _BATCH_LOG = 4096  # recent batches kept for `batch_sizes` / `batch_items`
@@ -35,11 +36,13 @@ class VerifierDeployment:
         spec: the target model.
         batching: initial BatchingParams as a dict (Serve's `user_config` replaces it).
         backend_factory: builds the backend from `spec` (default `create_backend`).
+        stall_timeout_s: a backend call running longer fails the health check (see CallWatchdog).
     """
 
     def __init__(self, spec: ModelSpec, batching: dict[str, Any] | None = None,
-                 backend_factory: BackendFactory | None = None) -> None:
+                 backend_factory: BackendFactory | None = None, stall_timeout_s: float = 600.0) -> None:
         self._backend = (backend_factory or create_backend)(spec)
+        self._watchdog = CallWatchdog(stall_timeout_s)
         self._metrics = CallMetrics("verifier")
         self._batches: deque[tuple[str, int, int]] = deque(maxlen=_BATCH_LOG)
         self.reconfigure(batching or {})
@@ -81,7 +84,8 @@ class VerifierDeployment:
     async def _run_merged(self, op: str, calls: list[list[Any]],
                           fn: Callable[[list[Any]], Awaitable[list[Any]]]) -> list[Any]:
         t0 = time.perf_counter()
-        split = await run_merged(calls, fn)
+        with self._watchdog.track():
+            split = await run_merged(calls, fn)
         items = sum(len(c) for c in calls)
         self._batches.append((op, len(calls), items))
         self._metrics.observe(op, time.perf_counter() - t0, calls=len(calls), items=items)
@@ -99,5 +103,6 @@ class VerifierDeployment:
         return asdict(self._backend.stats())
 
     async def check_health(self) -> None:
-        """Serve's periodic health check: raise when the engine cannot serve."""
+        """Serve's periodic health check: raise when the engine cannot serve or a call has stalled."""
+        self._watchdog.check()
         await self._backend.check_health()

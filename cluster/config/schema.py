@@ -191,6 +191,15 @@ class DeploymentSpec(StrictModel):
     accelerator_type: str | None = Field(None, description="Ray accelerator type (e.g. H100), GPU configs only.")
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources per replica.")
     max_ongoing_requests: int = Field(64, gt=0, description="Requests a replica accepts at once.")
+    max_queued_requests: int | None = Field(
+        None, gt=0, description="Requests waiting for a replica beyond max_ongoing_requests; more are refused by "
+                                "Serve (HTTP 503, gRPC UNAVAILABLE). None = unbounded (Serve's default).")
+    health_check_period_s: float = Field(10.0, gt=0, description="How often Serve calls the replica's check_health.")
+    health_check_timeout_s: float = Field(30.0, gt=0, description="A health check slower than this fails (a "
+                                                                  "blocked replica); Serve then restarts it.")
+    graceful_shutdown_timeout_s: float = Field(
+        20.0, ge=0, description="A stopping replica (shutdown, redeploy, scale-down) finishes its in-flight requests "
+                                "for up to this long before it is killed.")
     autoscaling: AutoscalingConfig | None = Field(None, description="Autoscaling; None = fixed num_replicas.")
     placement_group_bundles: list[Annotated[dict[str, NonNegativeFloat], Field(min_length=1)]] | None = Field(
         None, min_length=1, description="Resources reserved together for each replica (a Serve placement group), e.g. "
@@ -220,6 +229,9 @@ class BatchedDeploymentSpec(DeploymentSpec):
 
     max_batch_size: int = Field(8, gt=0, description="Most calls batched into one forward pass.")
     batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a batch waits to fill.")
+    stall_timeout_s: float = Field(
+        600.0, gt=0, description="A backend call running longer than this marks the engine wedged: check_health "
+                                 "fails and Serve restarts the replica.")
 
     @model_validator(mode="after")
     def _batch_fits(self) -> BatchedDeploymentSpec:
@@ -240,6 +252,21 @@ class DeploymentsConfig(StrictModel):
                                     description="HTTP/gRPC ingress.")
 
 
+class RequestLimits(StrictModel):
+    """Size caps of one request, enforced by the ingress before any model runs (over a cap: HTTP 413 for the body,
+    400 naming the field otherwise; gRPC INVALID_ARGUMENT / RESOURCE_EXHAUSTED)."""
+
+    body_bytes: int = Field(1 << 20, gt=0, description="Largest HTTP request body, in bytes.")
+    messages: int = Field(128, gt=0, description="Most messages in a chat request.")
+    prompt_chars: int = Field(32768, gt=0, description="Longest question, in characters.")
+    prompt_tokens: int = Field(8192, gt=0, description="Longest question, in target tokens (the model's context "
+                                                       "applies too).")
+    total_tokens: int = Field(16384, gt=0, description="Largest max_total_tokens (max_tokens) a request may ask for.")
+    steps: int = Field(512, gt=0, description="Largest max_steps a request may ask for.")
+    candidates: int = Field(16, gt=0, description="Largest best_of_n.n_max and ssr.k (parallel candidate "
+                                                  "solutions or paths) a request may ask for.")
+
+
 class ServerConfig(StrictModel):
     """Ray and HTTP settings of a served app."""
 
@@ -247,11 +274,23 @@ class ServerConfig(StrictModel):
     port: int = Field(8000, gt=0, lt=65536, description="HTTP port.")
     app_name: str = Field("specserve", description="Serve application name.")
     ray_num_cpus: float | None = Field(None, gt=0, description="Logical CPUs for a local Ray (None = physical).")
-    request_timeout_s: float = Field(600.0, gt=0, description="Deadline of one request end to end.")
+    request_timeout_s: float = Field(600.0, gt=0, description="Deadline of one request end to end (a client's own "
+                                                              "`timeout_s` may only shorten it).")
     call_timeout_s: float = Field(300.0, gt=0, description="Deadline of one call to a drafter or verifier.")
+    health_probe_interval_s: float = Field(2.0, gt=0, description="How often the ingress probes the drafter and "
+                                                                  "verifier (check_health).")
+    health_probe_timeout_s: float = Field(
+        5.0, gt=0, description="A probe slower than this fails; two failures in a row mark the deployment down: its "
+                               "calls fail at once (drafter: the request degrades to target-only; verifier: 503) "
+                               "until a probe succeeds.")
     schedule_timeout_s: float = Field(120.0, gt=0, description="`specserve up` fails when replicas are not "
                                                                "running after this long.")
-    max_prompt_chars: int = Field(32768, gt=0, description="Longest question accepted, in characters.")
+    limits: RequestLimits = Field(default_factory=RequestLimits, description="Size caps of one request.")
+    max_inflight_requests: int = Field(
+        32, gt=0, description="Requests one ingress replica runs at once; more are refused at once with HTTP 503 + "
+                              "Retry-After (gRPC RESOURCE_EXHAUSTED). Keep it below the ingress's "
+                              "max_ongoing_requests, so that the excess reaches the ingress and is refused quickly.")
+    retry_after_s: int = Field(1, ge=0, description="Retry-After of an overload 503, in seconds.")
     served_model_name: str = Field("specserve", min_length=1, description="Model id of the OpenAI-compatible "
                                                                          "routes (/v1/models, `model` field).")
     metrics_port: int | None = Field(None, gt=0, lt=65536, description="`specserve up`: Prometheus /metrics port "
@@ -339,6 +378,7 @@ class AppArgs(StrictModel):
     server: ServerConfig = Field(default_factory=ServerConfig, description="Ray and HTTP settings.")
     controller: ControllerConfig = Field(default_factory=ControllerConfig,
                                          description="Bandit, OptScale prior and their checkpoint.")
+    verifiers: VerifiersConfig = Field(default_factory=VerifiersConfig, description="Step-verifier models.")
 
     @model_validator(mode="after")
     def _arms_are_valid_knobs(self) -> AppArgs:
@@ -357,4 +397,12 @@ class AppArgs(StrictModel):
         if self.reasoning.arm is not None and self.reasoning.arm not in names:
             raise ValueError(f"reasoning.arm: unknown arm {self.reasoning.arm!r}; valid: {sorted(names)}")
         return self
-    verifiers: VerifiersConfig = Field(default_factory=VerifiersConfig, description="Step-verifier models.")
+
+    @model_validator(mode="after")
+    def _ingress_takes_the_excess(self) -> AppArgs:
+        ongoing, admitted = self.deployments.ingress.max_ongoing_requests, self.server.max_inflight_requests
+        if ongoing <= admitted:
+            raise ValueError(f"deployments.ingress.max_ongoing_requests ({ongoing}) must exceed "
+                             f"server.max_inflight_requests ({admitted}): the excess must reach the ingress to be "
+                             "refused with 503, not wait in Serve's queue")
+        return self

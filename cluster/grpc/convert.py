@@ -7,19 +7,62 @@ fails instead, so the proto follows every new field.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from cluster.errors import InvalidRequestError
 from cluster.grpc import specserve_pb2 as pb
 from cluster.reasoning.types import ReasoningResult, StepRecord
 
+M = TypeVar("M", bound=Message)
+# The largest field number, which specserve.proto never uses: a request whose bytes do not parse is passed on
+# as an empty message carrying the parse error here, so that the servicer answers INVALID_ARGUMENT (grpcio
+# answers UNKNOWN for a request deserializer that raises).
+MALFORMED_FIELD = 2**29 - 1
+
+
+def lenient_parser(message_type: type[M]) -> Callable[[bytes], M]:
+    """A request deserializer that never raises: undecodable bytes give an empty message marked with the error
+    (read back by `malformed_reason`)."""
+    def parse(data: bytes) -> M:
+        try:
+            return message_type.FromString(data)
+        except DecodeError as e:
+            reason = str(e).encode()[:1000]
+            marked = message_type()
+            marked.MergeFromString(_varint(MALFORMED_FIELD << 3 | 2) + _varint(len(reason)) + reason)
+            return marked
+    return parse
+
+
+def malformed_reason(message: Message) -> str | None:
+    """The parse error a `lenient_parser` message carries, or None for a message that parsed."""
+    return next((f.data.decode("utf-8", "replace") for f in UnknownFieldSet(message)
+                 if f.field_number == MALFORMED_FIELD), None)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append(n & 0x7F | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
 
 def request_knobs(request: pb.ReasonRequest) -> dict[str, Any]:
-    """The knobs a ReasonRequest sets (its optional fields that are present), by ReasoningParams name."""
+    """The knobs a ReasonRequest sets (its optional fields that are present), by ReasoningParams name.
+
+    Raises:
+        InvalidRequestError: the request's bytes did not parse (see `lenient_parser`).
+    """
+    if (reason := malformed_reason(request)) is not None:
+        raise InvalidRequestError(f"the request does not parse: {reason}")
     return {field.name: json_format.MessageToDict(value, preserving_proto_field_name=True)
             if field.message_type is not None else value
             for field, value in request.ListFields() if field.name != "question"}

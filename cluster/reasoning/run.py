@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from cluster.config.schema import ReasoningParams
 
 StepCallback = Callable[[StepRecord], Awaitable[None]]
+# Temperatures below this generate greedily (vLLM's _SAMPLING_EPS): logits divided by a subnormal
+# temperature overflow to inf, and sampling from the NaN probabilities fails the request.
+GREEDY_BELOW_TEMPERATURE = 1e-5
 
 
 class ReasoningRun:
@@ -50,11 +53,13 @@ class ReasoningRun:
         return StepContext(self.question, tuple(r.text for r in self.records))
 
     def step_params(self) -> StepParams:
-        """Generation settings of the next step: the step cap, clipped to the remaining budget."""
+        """Generation settings of the next step: the step cap, clipped to the remaining budget; greedy below
+        GREEDY_BELOW_TEMPERATURE."""
         p = self.params
         remaining = max(1, p.max_total_tokens - self._tokens_used)
         seed = None if p.seed is None else p.seed + len(self.records)
-        return StepParams(min(p.max_step_tokens, remaining), p.temperature, p.top_p, seed, p.step_delimiter,
+        temperature = p.temperature if p.temperature >= GREEDY_BELOW_TEMPERATURE else 0.0
+        return StepParams(min(p.max_step_tokens, remaining), temperature, p.top_p, seed, p.step_delimiter,
                           p.token_speculation)
 
     @contextmanager

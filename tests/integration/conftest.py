@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,30 @@ def tiny_app_config(dirs: Any, app_name: str, **server: Any) -> dict[str, Any]:
             "controller": small,
             "ingress": small,
         },
-        "server": {"app_name": app_name, "served_model_name": "specserve-tiny", "max_prompt_chars": 4000,
+        "server": {"app_name": app_name, "served_model_name": "specserve-tiny", "limits": {"prompt_chars": 4000},
                    "call_timeout_s": 30.0, "request_timeout_s": 60.0, **server},
     }
+
+
+def wait_for(get: Callable[[], Any], ok: Callable[[Any], bool], timeout_s: float = 60) -> Any:
+    """Poll `get()` every 0.5 s until `ok(value)`; assert it held before `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not ok(value := get()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ok(value), value
+    return value
+
+
+def kill_replica(app: str, deployment: str) -> str:
+    """Kill the (first) replica actor of `deployment` in `app` for good (as a lost node would; Ray does not restart
+    it); Serve's controller starts a new replica.
+
+    Returns:
+        The killed actor's name.
+    """
+    import ray
+
+    name = next(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                if a["name"].startswith("SERVE_REPLICA::") and f"{app}#{deployment}#" in a["name"])
+    ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
+    return name

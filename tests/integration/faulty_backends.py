@@ -1,7 +1,7 @@
 """Backend factories that inject faults into replicas (pickled by reference: replicas import this module).
 
-FAIL_MARKER / SLOW_MARKER in a question make the wrapped target fail or stall, so one app serves
-healthy and faulty requests side by side.
+FAIL_MARKER / SLOW_MARKER / WEDGE_MARKER in a question make the wrapped target fail, stall SLOW_S or hang
+(a wedged engine), so one app serves healthy and faulty requests side by side.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from cluster.reasoning.types import ChatMessage
 
 FAIL_MARKER = "VERIFIER-FAIL"
 SLOW_MARKER = "VERIFIER-SLOW"
+WEDGE_MARKER = "VERIFIER-WEDGE"
 SLOW_S = 5.0
+WEDGE_S = 3600.0
 
 
 class FailingBackend(ModelBackend):
@@ -41,7 +43,8 @@ class FailingBackend(ModelBackend):
 
 
 class FaultyTarget(ModelBackend):
-    """The real backend, except for prompts carrying FAIL_MARKER (raise) or SLOW_MARKER (stall SLOW_S)."""
+    """The real backend, except for prompts carrying FAIL_MARKER (raise), SLOW_MARKER (stall SLOW_S) or
+    WEDGE_MARKER (hang)."""
 
     def __init__(self, inner: ModelBackend) -> None:
         self._inner = inner
@@ -61,6 +64,8 @@ class FaultyTarget(ModelBackend):
             raise BackendError("injected verifier failure")
         if any(SLOW_MARKER in p for p in prompts):
             await asyncio.sleep(SLOW_S)
+        if any(WEDGE_MARKER in p for p in prompts):
+            await asyncio.sleep(WEDGE_S)
 
     async def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Generation]:
         await self._fault(prompts)

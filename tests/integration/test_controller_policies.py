@@ -7,16 +7,14 @@ Layout: one app for the module with two arms and a checkpoint written on every r
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import ray
 from ray import serve
 
 from deployments.app import build_app
-from tests.integration.conftest import NO_ACCESS_LOG, tiny_app_config
+from tests.integration.conftest import NO_ACCESS_LOG, kill_replica, tiny_app_config, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -48,14 +46,6 @@ def reason(http: httpx.Client, **knobs: Any) -> dict[str, Any]:
     return r.json()
 
 
-def wait_for(get: Callable[[], Any], ok: Callable[[Any], bool], timeout_s: float = 60) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not ok(value := get()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert ok(value), value
-    return value
-
-
 def pulls(http: httpx.Client) -> dict[str, int]:
     arms = http.get("/v1/stats").json()["policy"]["bandit"]["arms"]
     return {name: a["pulls"] for name, a in arms.items()}
@@ -81,9 +71,9 @@ def test_pinning_bypasses_the_bandit(http):
 def test_checkpoint_survives_a_controller_restart(http, checkpoint):
     before = wait_for(lambda: pulls(http), lambda p: sum(p.values()) >= 3)
     replica = http.get("/v1/stats").json()["replica"]["id"]
-    name = next(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                if a["name"].startswith("SERVE_REPLICA::") and f"{APP}#Controller#" in a["name"])
-    ray.kill(ray.get_actor(name, namespace="serve"), no_restart=False)
+    kill_replica(APP, "Controller")
+    served = http.post("/v1/reason", json={"question": "What is 2 + 2?", "arm": "target-only", "max_steps": 1})
+    assert served.status_code == 200, served.text  # served meanwhile, with the last known defaults
 
     def stats() -> dict[str, Any]:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
+from unittest.mock import Mock
 
 import pytest
 
@@ -76,3 +77,34 @@ def test_token_speculation_knob_travels_over_grpc():
     request = convert.request_message("q", {"token_speculation": False})
     assert convert.request_knobs(request) == {"token_speculation": False}
     assert ReasoningParams().with_overrides(convert.request_knobs(request)).token_speculation is False
+
+
+@pytest.mark.parametrize("payload", [b"\x0a\x02\xff\xfe", b"\x0a\xff\xff\xff\xff\x0f", b"\xff"],
+                         ids=["bad-utf8-question", "length-past-the-end", "bad-tag"])
+def test_undecodable_request_is_invalid_not_an_error(payload):
+    """Bytes that do not parse reach the servicer marked (grpcio answered UNKNOWN; found by benchmarks/fuzz.py)."""
+    request = convert.lenient_parser(pb.ReasonRequest)(payload)
+    with pytest.raises(InvalidRequestError, match="does not parse"):
+        convert.request_knobs(request)
+    valid = pb.ReasonRequest(question="q", max_steps=2)
+    assert convert.lenient_parser(pb.ReasonRequest)(valid.SerializeToString()) == valid
+
+
+def test_servicer_registration_parses_leniently():
+    """cluster.grpc.servicer registers every RPC of the proto, each with the lenient request parser."""
+    from cluster.grpc.servicer import add_SpecServeServicer_to_server
+
+    class Server:
+        def add_generic_rpc_handlers(self, handlers):
+            self.generic = handlers
+
+        def add_registered_method_handlers(self, service, handlers):
+            self.service, self.handlers = service, handlers
+
+    server = Server()
+    add_SpecServeServicer_to_server(Mock(), server)  # Serve's proxy registers a Mock servicer too
+    assert server.service == "specserve.v1.SpecServe"
+    assert set(server.handlers) == {"Reason", "ReasonStream", "ListModels"}
+    assert server.handlers["ReasonStream"].response_streaming and not server.handlers["Reason"].response_streaming
+    marked = server.handlers["Reason"].request_deserializer(b"\xff")
+    assert convert.malformed_reason(marked) is not None

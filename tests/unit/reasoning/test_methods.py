@@ -94,6 +94,22 @@ async def test_step_cap_is_clipped_to_the_remaining_budget():
     assert seen == [64, 10]
 
 
+@pytest.mark.parametrize(("temperature", "sent"), [(5e-324, 0.0), (1e-6, 0.0), (0.7, 0.7)],
+                         ids=["subnormal-is-greedy", "tiny-is-greedy", "sampled"])
+async def test_tiny_temperatures_generate_greedily(temperature, sent):
+    """A subnormal temperature overflowed the sampler (found by benchmarks/fuzz.py): below 1e-5 steps are greedy."""
+    seen = []
+
+    class Spy(ScriptedDrafter):
+        async def draft_steps(self, ctxs, p):
+            seen.append(p.temperature)
+            return await ScriptedDrafter(DRAFTS).draft_steps(ctxs, p)
+
+    await get_method("specreason")(QUESTION, Spy([]), ScriptedVerifier([ACCEPT], TARGETS),
+                                   params(temperature=temperature, max_steps=1))
+    assert seen == [sent]
+
+
 async def test_repeated_steps_stop_the_run():
     same = [step("I keep saying the same thing.")]
     result = await run("draft", ScriptedDrafter(same), ScriptedVerifier([ACCEPT], TARGETS))
