@@ -9,7 +9,7 @@ mean (a failed drafter degrades the request to target-only; a failed verifier fa
     replica raised anything else                                → BackendError
     deadline passed                                             → BackendTimeoutError
     replica dead / unreachable / overloaded                     → BackendUnavailableError
-    health probes fail (HealthMonitor)                            → BackendUnavailableError, at once, for the
+    no running replica (HealthMonitor)                            → BackendUnavailableError, at once, for the
                                                                   calls in flight and new ones until it is back
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ray.exceptions import RayTaskError
@@ -66,22 +66,24 @@ async def call(response: DeploymentResponse, role: str, timeout_s: float) -> Any
 
 
 class Remote:
-    """Calls to one deployment with a deadline, failing fast while its replica is known to be down.
+    """Calls to one deployment with a deadline, failing fast while the deployment has no running replica.
 
     Serve keeps a call to a replica that died waiting (until the deadline) and queues new ones until a new
-    replica runs, so the ingress's HealthMonitor probes each deployment and `trip`s its Remote when the probes
-    fail: the calls in flight then fail at once with BackendUnavailableError, and so do new ones, until a probe
-    succeeds again (`reset`).
+    replica runs, so the ingress's HealthMonitor watches the deployment's replicas and `trip`s its Remote when
+    none is running: the calls in flight then fail at once with BackendUnavailableError, and so do new ones,
+    until a replica runs again (`reset`).
 
     Args:
         handle: the deployment's handle.
         role: its name in error messages ("drafter", "verifier", "embedder").
+        deployment: the Serve deployment name ("Drafter", ...).
         timeout_s: deadline of each call.
     """
 
-    def __init__(self, handle: DeploymentHandle, role: str, timeout_s: float) -> None:
+    def __init__(self, handle: DeploymentHandle, role: str, deployment: str, timeout_s: float) -> None:
         self._handle = handle
         self.role = role
+        self.deployment = deployment
         self._timeout_s = timeout_s
         self._down: str | None = None  # why the deployment is down
         self._waiters: set[asyncio.Future[Any]] = set()
@@ -99,13 +101,11 @@ class Remote:
             self._waiters.discard(waiter)
             task.cancel()  # no-op when done; cancels the remote call when tripped or cancelled
 
-    async def probe(self, timeout_s: float) -> bool:
-        """Whether the deployment answers its health check within `timeout_s`."""
-        try:
-            await call(self._handle.check_health.remote(), self.role, timeout_s)
-        except BackendError:
-            return False
-        return True
+    async def check_health(self, timeout_s: float) -> None:
+        """Raise BackendError when the deployment is marked down or its health check fails or is late."""
+        if self._down is not None:
+            raise BackendUnavailableError(self._down)
+        await call(self._handle.check_health.remote(), self.role, timeout_s)
 
     def trip(self, reason: str) -> None:
         """Mark the deployment down: its calls in flight and new ones fail with BackendUnavailableError."""
@@ -133,45 +133,59 @@ def _settle(waiter: asyncio.Future[Any], task: asyncio.Future[Any]) -> None:
         waiter.set_result(task.result())
 
 
+FailedDeployments = Callable[[], Awaitable[set[str]]]
+
+
 class HealthMonitor:
-    """Probes deployments every `interval_s`; `failures` probes in a row that fail trip a Remote, one that
-    succeeds resets it.
+    """Every `interval_s`, asks which deployments have no running replica through a fault (Serve's controller
+    knows: it health-checks the replicas); `failures` answers in a row naming a deployment trip its Remote, one
+    that does not resets it. (It never calls the replicas themselves: a busy replica queues calls, so a probe
+    would time out on a healthy one.)
 
     Args:
         remotes: the deployments to watch.
-        interval_s / timeout_s: probe period and deadline (`server.health_probe_interval_s` / `_timeout_s`).
-        failures: failed probes in a row that mark a deployment down.
+        failed: returns the names of the deployments down through a fault; raising counts as no answer.
+        interval_s: the period (`server.health_probe_interval_s`).
+        failures: answers in a row that mark a deployment down.
     """
 
-    def __init__(self, remotes: Sequence[Remote], interval_s: float, timeout_s: float, failures: int = 2) -> None:
+    def __init__(self, remotes: Sequence[Remote], failed: FailedDeployments, interval_s: float,
+                 failures: int = 2) -> None:
         self._remotes = list(remotes)
+        self._failed = failed
         self._interval_s = interval_s
-        self._timeout_s = timeout_s
         self._failures = failures
-        self._failed = {r.role: 0 for r in self._remotes}
+        self._missing = {r.deployment: 0 for r in self._remotes}
         self._task: asyncio.Task[None] | None = None
 
     def ensure_started(self) -> None:
-        """Start probing (once, on the running loop)."""
+        """Start watching (once, on the running loop)."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         while True:
-            await asyncio.gather(*map(self._check, self._remotes))
+            await self.check()
             await asyncio.sleep(self._interval_s)
 
-    async def _check(self, remote: Remote) -> None:
-        if await remote.probe(self._timeout_s):
-            if remote.down:
-                logger.warning("%s is back", remote.role)
-            self._failed[remote.role] = 0
-            remote.reset()
+    async def check(self) -> None:
+        """One look at the replicas; trip or reset each Remote."""
+        try:
+            failed = await self._failed()
+        except Exception as e:  # the controller is busy or restarting: no verdict this time
+            logger.warning("could not read the replica states: %s", _short(repr(e)))
             return
-        self._failed[remote.role] += 1
-        if self._failed[remote.role] >= self._failures and not remote.down:
-            logger.warning("%s failed %d health probes in a row: marked down", remote.role, self._failed[remote.role])
-            remote.trip(f"its replica failed {self._failed[remote.role]} health probes (down or restarting)")
+        for remote in self._remotes:
+            if remote.deployment not in failed:
+                if remote.down:
+                    logger.warning("%s is back", remote.role)
+                self._missing[remote.deployment] = 0
+                remote.reset()
+                continue
+            self._missing[remote.deployment] += 1
+            if self._missing[remote.deployment] >= self._failures and not remote.down:
+                logger.warning("%s has no running replica: marked down", remote.role)
+                remote.trip("no running replica (it died or is restarting); retry later")
 
 
 class HandleDrafter(Drafter):

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from cluster.config.schema import AppArgs, ReasoningParams
@@ -28,6 +29,21 @@ from deployments.metrics import RequestMetrics
 logger = logging.getLogger(__name__)
 
 CONTROL_TIMEOUT_S = 5.0  # deadline of controller and health calls (never on the per-step path)
+
+
+# Deployment changes someone asked for: a replica stopped for them is not a fault.
+_DELIBERATE = frozenset({"CONFIG_UPDATE_STARTED", "DELETING"})
+
+
+async def failed_deployments() -> set[str]:
+    """Deployments of this replica's application with no running replica, unless a redeploy or a deletion
+    stopped it (those drain their requests), according to Serve's controller."""
+    status = await asyncio.to_thread(serve.status)
+    app = status.applications.get(serve.get_replica_context().app_name)
+    if app is None or app.status == "DELETING":
+        return set()
+    return {name for name, d in app.deployments.items()
+            if d.replica_states.get("RUNNING", 0) == 0 and d.status_trigger not in _DELIBERATE}
 
 
 class StepStream:
@@ -78,16 +94,16 @@ class RequestRunner:
     def __init__(self, drafter: DeploymentHandle, verifier: DeploymentHandle, controller: DeploymentHandle,
                  args: AppArgs, embedder: DeploymentHandle | None = None) -> None:
         self._server = args.server
-        self._handles = {"drafter": drafter, "verifier": verifier}
         server = args.server
-        remotes = [Remote(drafter, "drafter", server.call_timeout_s),
-                   Remote(verifier, "verifier", server.call_timeout_s)]
+        remotes = [Remote(drafter, "drafter", "Drafter", server.call_timeout_s),
+                   Remote(verifier, "verifier", "Verifier", server.call_timeout_s)]
         self._drafter, self._verifier = HandleDrafter(remotes[0]), HandleVerifier(remotes[1])
         self._embedder = None
         if embedder is not None:
-            remotes.append(Remote(embedder, "embedder", server.call_timeout_s))
+            remotes.append(Remote(embedder, "embedder", "Embedder", server.call_timeout_s))
             self._embedder = HandleEmbedder(remotes[-1])
-        self._monitor = HealthMonitor(remotes, server.health_probe_interval_s, server.health_probe_timeout_s)
+        self._monitor = HealthMonitor(remotes, failed_deployments, server.health_probe_interval_s)
+        self._models = remotes[:2]  # what /healthz reports
         self._embedder_ready = False
         self._controller = controller
         self._defaults: ReasoningParams = args.reasoning
@@ -232,16 +248,16 @@ class RequestRunner:
             return 0
 
     async def health(self) -> dict[str, str]:
-        """"ok" or "unavailable: <reason>" per model deployment."""
-        async def check(role: str) -> str:
+        """"ok" or "unavailable: <reason>" per model deployment (marked down, or its health check fails)."""
+        async def check(remote: Remote) -> str:
             try:
-                await call(self._handles[role].check_health.remote(), role, CONTROL_TIMEOUT_S)
+                await remote.check_health(CONTROL_TIMEOUT_S)
                 return "ok"
             except BackendError as e:
                 return f"unavailable: {e}"
 
-        roles = list(self._handles)
-        return dict(zip(roles, await asyncio.gather(*map(check, roles)), strict=True))
+        roles = [r.role for r in self._models]
+        return dict(zip(roles, await asyncio.gather(*map(check, self._models)), strict=True))
 
     async def _score_prior(self) -> ScorePrior | None:
         """OptScale's prior from the controller; None (MLE) when it cannot be reached."""

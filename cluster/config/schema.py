@@ -277,12 +277,10 @@ class ServerConfig(StrictModel):
     request_timeout_s: float = Field(600.0, gt=0, description="Deadline of one request end to end (a client's own "
                                                               "`timeout_s` may only shorten it).")
     call_timeout_s: float = Field(300.0, gt=0, description="Deadline of one call to a drafter or verifier.")
-    health_probe_interval_s: float = Field(2.0, gt=0, description="How often the ingress probes the drafter and "
-                                                                  "verifier (check_health).")
-    health_probe_timeout_s: float = Field(
-        5.0, gt=0, description="A probe slower than this fails; two failures in a row mark the deployment down: its "
-                               "calls fail at once (drafter: the request degrades to target-only; verifier: 503) "
-                               "until a probe succeeds.")
+    health_probe_interval_s: float = Field(
+        2.0, gt=0, description="How often the ingress reads the model deployments' replica states; two reads in a "
+                               "row without a running replica mark a deployment down: its calls fail at once "
+                               "(drafter: the request degrades to target-only; verifier: 503) until one runs.")
     schedule_timeout_s: float = Field(120.0, gt=0, description="`specserve up` fails when replicas are not "
                                                                "running after this long.")
     limits: RequestLimits = Field(default_factory=RequestLimits, description="Size caps of one request.")

@@ -32,8 +32,7 @@ LONG = {"question": QUESTION, "method": "specreason", "max_steps": 12, "max_tota
 
 
 def app_config(dirs: Any, **server: Any) -> dict[str, Any]:
-    server = {"call_timeout_s": CALL_TIMEOUT_S, "health_probe_interval_s": 0.5, "health_probe_timeout_s": 1.0,
-              **server}
+    server = {"call_timeout_s": CALL_TIMEOUT_S, "health_probe_interval_s": 0.5, **server}
     cfg = tiny_app_config(dirs, APP, **server)
     cfg["deployments"]["verifier"].update(stall_timeout_s=STALL_S, health_check_period_s=1.0)
     return cfg
@@ -128,18 +127,13 @@ def replica_or_none(deployment: str) -> str | None:
 
 
 def test_a_redeploy_drains_in_flight_requests(http, url, dirs):
-    """New ingress arguments replace every replica; requests already running finish on the old ones.
-
-    With the default probe window (2 failed probes of 5 s, 2 s apart), longer than the tiny models' reload,
-    so that the old ingress does not take the restarting model deployments for dead ones.
-    """
-    deploy(app_config(dirs, health_probe_interval_s=2.0, health_probe_timeout_s=5.0))
+    """New ingress arguments replace every replica; requests already running finish on the old ones."""
     slow = {"question": f"{SLOW_MARKER} {QUESTION}", "method": "target", "max_steps": 1}
     with ThreadPoolExecutor(4) as pool:
         held = pool.submit(post, url, slow)
         steady = [pool.submit(post, url, {"question": QUESTION, "max_steps": 2}) for _ in range(2)]
         wait_for(lambda: in_flight(http), lambda n: n >= 1, timeout_s=30)
-        deploy(app_config(dirs, request_timeout_s=90.0, health_probe_interval_s=2.0, health_probe_timeout_s=5.0))
+        deploy(app_config(dirs, request_timeout_s=90.0))
         assert held.result().status_code == 200, held.result().text
         assert [f.result().status_code for f in steady] == [200, 200]
 

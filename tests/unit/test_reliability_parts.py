@@ -39,33 +39,28 @@ def test_watchdog_flags_a_call_running_past_the_stall_timeout():
 
 
 class _Method:
-    def __init__(self, owner: _Handle, name: str) -> None:
-        self.owner, self.name = owner, name
+    def __init__(self, calls: list[asyncio.Future]) -> None:
+        self.calls = calls
 
     def remote(self, *args):
         future = asyncio.get_running_loop().create_future()
-        if self.name == "check_health":
-            if self.owner.healthy:
-                future.set_result(None)
-        else:
-            self.owner.calls.append(future)  # never answered: a replica that died with the call in flight
+        self.calls.append(future)  # never answered: a replica that died with the call in flight
         return future
 
 
 class _Handle:
-    """A DeploymentHandle whose calls hang and whose health check answers only when `healthy`."""
+    """A DeploymentHandle whose calls hang."""
 
     def __init__(self) -> None:
-        self.healthy = True
         self.calls: list[asyncio.Future] = []
 
     def __getattr__(self, name: str) -> _Method:
-        return _Method(self, name)
+        return _Method(self.calls)
 
 
 async def test_a_tripped_remote_fails_calls_in_flight_and_new_ones_until_reset():
     handle = _Handle()
-    remote = Remote(handle, "verifier", timeout_s=30)
+    remote = Remote(handle, "verifier", "Verifier", timeout_s=30)
     in_flight = asyncio.ensure_future(remote("target_steps", []))
     await asyncio.sleep(0)
     remote.trip("replica gone")
@@ -78,17 +73,20 @@ async def test_a_tripped_remote_fails_calls_in_flight_and_new_ones_until_reset()
     assert not remote.down
 
 
-async def test_health_monitor_trips_after_failed_probes_and_resets_on_success():
-    handle = _Handle()
-    remote = Remote(handle, "drafter", timeout_s=30)
-    monitor = HealthMonitor([remote], interval_s=0.01, timeout_s=0.02, failures=2)
-    handle.healthy = False
-    await monitor._check(remote)
-    assert not remote.down  # one failed probe is not enough
-    await monitor._check(remote)
+async def test_health_monitor_trips_a_failed_deployment_and_resets_when_it_runs_again():
+    failed = {"Drafter"}
+
+    async def states() -> set[str]:
+        return set(failed)
+
+    remote = Remote(_Handle(), "drafter", "Drafter", timeout_s=30)
+    monitor = HealthMonitor([remote], states, interval_s=0.01, failures=2)
+    await monitor.check()
+    assert not remote.down  # one answer is not enough
+    await monitor.check()
     assert remote.down
-    handle.healthy = True
-    await monitor._check(remote)
+    failed.clear()
+    await monitor.check()
     assert not remote.down
 
 
