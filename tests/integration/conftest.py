@@ -104,3 +104,36 @@ def kill_replica(app: str, deployment: str) -> str:
                 if a["name"].startswith("SERVE_REPLICA::") and f"{app}#{deployment}#" in a["name"])
     ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
     return name
+
+
+def run_tiny_app(cfg: dict[str, Any], **factories: Any) -> None:
+    """Validate `cfg` (a tiny_app_config), compose its app with backend `factories` (compose_app keywords) and
+    run it under its server.app_name at route prefix /."""
+    from ray import serve
+
+    from cluster.config.schema import AppArgs
+    from deployments.app import compose_app
+
+    args = AppArgs.model_validate(cfg)
+    serve.run(compose_app(args, **factories), name=args.server.app_name, route_prefix="/",
+              logging_config=NO_ACCESS_LOG)
+
+
+def wait_for_grpc_route(channel: Any, app: str, metadata: tuple[tuple[str, str], ...] = (),
+                        timeout_s: float = 30) -> None:
+    """Block until Serve's gRPC proxy routes to `app` (it learns about a new application asynchronously);
+    `metadata` is sent along (e.g. the API key)."""
+    import grpc
+
+    from cluster.grpc import specserve_pb2 as pb
+    from cluster.grpc import specserve_pb2_grpc as pb_grpc
+
+    stub = pb_grpc.SpecServeStub(channel)
+
+    def routed() -> bool:
+        try:
+            stub.ListModels(pb.ListModelsRequest(), metadata=(("application", app), *metadata), timeout=10)
+        except grpc.RpcError:
+            return False
+        return True
+    wait_for(routed, bool, timeout_s)

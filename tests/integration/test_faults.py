@@ -14,9 +14,7 @@ import httpx
 import pytest
 from ray import serve
 
-from cluster.config.schema import AppArgs
-from deployments.app import compose_app
-from tests.integration.conftest import NO_ACCESS_LOG, tiny_app_config
+from tests.integration.conftest import run_tiny_app, tiny_app_config
 from tests.integration.faulty_backends import FAIL_MARKER, SLOW_MARKER, SLOW_S, failing_backend, faulty_target
 
 pytestmark = pytest.mark.integration
@@ -28,9 +26,8 @@ CALL_TIMEOUT_S = 2.0
 
 @pytest.fixture(scope="module")
 def url(serve_instance, tiny_model_dirs) -> str:
-    cfg = AppArgs.model_validate(tiny_app_config(tiny_model_dirs, APP, call_timeout_s=CALL_TIMEOUT_S))
-    app = compose_app(cfg, draft_backend_factory=failing_backend, target_backend_factory=faulty_target)
-    serve.run(app, name=APP, route_prefix="/", logging_config=NO_ACCESS_LOG)
+    run_tiny_app(tiny_app_config(tiny_model_dirs, APP, call_timeout_s=CALL_TIMEOUT_S),
+                 draft_backend_factory=failing_backend, target_backend_factory=faulty_target)
     yield serve_instance.url
     serve.delete(APP)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import grpc
@@ -18,11 +17,13 @@ from ray import serve
 from ray.serve.context import _get_global_client
 
 from benchmarks import fuzz
-from cluster.config.schema import AppArgs
-from cluster.grpc import specserve_pb2 as pb
-from cluster.grpc import specserve_pb2_grpc as pb_grpc
-from deployments.app import compose_app
-from tests.integration.conftest import NO_ACCESS_LOG, TEST_API_KEY, TEST_API_KEY_ENV, tiny_app_config
+from tests.integration.conftest import (
+    TEST_API_KEY,
+    TEST_API_KEY_ENV,
+    run_tiny_app,
+    tiny_app_config,
+    wait_for_grpc_route,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -30,7 +31,7 @@ APP = "specserve-fuzz"
 CASES = int(os.environ.get("SPECSERVE_FUZZ_CASES", "150"))
 GRPC_RANDOM = int(os.environ.get("SPECSERVE_FUZZ_GRPC_RANDOM", "40"))
 SUMMARY_OUT = os.environ.get("SPECSERVE_FUZZ_OUT")  # write the summary (JSON) here: the RESULTS.md figure
-META = (("application", APP), ("authorization", f"Bearer {TEST_API_KEY}"))
+AUTH = (("authorization", f"Bearer {TEST_API_KEY}"),)
 
 
 def replicas(app: str) -> dict[str, str]:
@@ -45,17 +46,9 @@ def replicas(app: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def app_targets(serve_instance, tiny_model_dirs) -> tuple[str, str]:
-    cfg = AppArgs.model_validate(tiny_app_config(tiny_model_dirs, APP, api_key_env=TEST_API_KEY_ENV))
-    serve.run(compose_app(cfg), name=APP, route_prefix="/", logging_config=NO_ACCESS_LOG)
+    run_tiny_app(tiny_app_config(tiny_model_dirs, APP, api_key_env=TEST_API_KEY_ENV))
     with grpc.insecure_channel(serve_instance.grpc_target) as channel:
-        stub, deadline = pb_grpc.SpecServeStub(channel), time.monotonic() + 30
-        while True:  # the proxy learns about a new app asynchronously
-            try:
-                stub.ListModels(pb.ListModelsRequest(), metadata=META, timeout=10)
-                break
-            except grpc.RpcError:
-                assert time.monotonic() < deadline, "the gRPC proxy never routed to the app"
-                time.sleep(0.5)
+        wait_for_grpc_route(channel, APP, AUTH)
     yield serve_instance.url, serve_instance.grpc_target
     serve.delete(APP)
 

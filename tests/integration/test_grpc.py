@@ -26,9 +26,8 @@ from cluster.grpc import SERVICE, SERVICER_FUNCTION
 from cluster.grpc import specserve_pb2 as pb
 from cluster.grpc import specserve_pb2_grpc as pb_grpc
 from cluster.grpc.convert import message_dict
-from deployments.app import compose_app
 from deployments.launcher import grpc_options, urls
-from tests.integration.conftest import NO_ACCESS_LOG, tiny_app_config
+from tests.integration.conftest import run_tiny_app, tiny_app_config, wait_for_grpc_route
 from tests.integration.faulty_backends import FAIL_MARKER, SLOW_MARKER, SLOW_S, faulty_target
 
 pytestmark = pytest.mark.integration
@@ -54,18 +53,10 @@ def test_launcher_grpc_options():
 
 @pytest.fixture(scope="module")
 def channel(serve_instance, tiny_model_dirs) -> grpc.Channel:
-    cfg = AppArgs.model_validate(tiny_app_config(tiny_model_dirs, APP, call_timeout_s=CALL_TIMEOUT_S))
-    serve.run(compose_app(cfg, target_backend_factory=faulty_target), name=APP, route_prefix="/",
-              logging_config=NO_ACCESS_LOG)
+    run_tiny_app(tiny_app_config(tiny_model_dirs, APP, call_timeout_s=CALL_TIMEOUT_S),
+                 target_backend_factory=faulty_target)
     with grpc.insecure_channel(serve_instance.grpc_target) as ch:
-        stub, deadline = pb_grpc.SpecServeStub(ch), time.monotonic() + 30
-        while True:  # the proxy learns about a new app asynchronously
-            try:
-                stub.ListModels(pb.ListModelsRequest(), metadata=META, timeout=10)
-                break
-            except grpc.RpcError:
-                assert time.monotonic() < deadline, "the gRPC proxy never routed to the app"
-                time.sleep(0.5)
+        wait_for_grpc_route(ch, APP)
         yield ch
     serve.delete(APP)
 

@@ -18,11 +18,9 @@ import httpx
 import pytest
 from ray import serve
 
-from cluster.config.schema import AppArgs
 from cluster.grpc import specserve_pb2 as pb
 from cluster.grpc import specserve_pb2_grpc as pb_grpc
-from deployments.app import compose_app
-from tests.integration.conftest import NO_ACCESS_LOG, tiny_app_config, wait_for
+from tests.integration.conftest import run_tiny_app, tiny_app_config, wait_for, wait_for_grpc_route
 from tests.integration.faulty_backends import SLOW_MARKER, SLOW_S, faulty_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -39,8 +37,7 @@ LIMITS = {"body_bytes": 8192, "messages": 4, "prompt_chars": 4000, "prompt_token
 def url(serve_instance, tiny_model_dirs) -> str:
     cfg = tiny_app_config(tiny_model_dirs, APP, max_inflight_requests=ADMITTED, retry_after_s=2)
     cfg["server"]["limits"] = LIMITS
-    app = compose_app(AppArgs.model_validate(cfg), target_backend_factory=faulty_target)
-    serve.run(app, name=APP, route_prefix="/", logging_config=NO_ACCESS_LOG)
+    run_tiny_app(cfg, target_backend_factory=faulty_target)
     yield serve_instance.url
     serve.delete(APP)
 
@@ -54,6 +51,7 @@ def http(url) -> httpx.Client:
 @pytest.fixture(scope="module")
 def stub(url, serve_instance) -> pb_grpc.SpecServeStub:
     with grpc.insecure_channel(serve_instance.grpc_target) as channel:
+        wait_for_grpc_route(channel, APP)
         yield pb_grpc.SpecServeStub(channel)
 
 

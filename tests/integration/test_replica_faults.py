@@ -17,9 +17,12 @@ import pytest
 import ray
 from ray import serve
 
-from cluster.config.schema import AppArgs
-from deployments.app import compose_app
-from tests.integration.conftest import NO_ACCESS_LOG, kill_replica, tiny_app_config, wait_for
+from tests.integration.conftest import (
+    kill_replica,
+    run_tiny_app,
+    tiny_app_config,
+    wait_for,
+)
 from tests.integration.faulty_backends import SLOW_MARKER, WEDGE_MARKER, faulty_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -38,11 +41,6 @@ def app_config(dirs: Any, **server: Any) -> dict[str, Any]:
     return cfg
 
 
-def deploy(cfg: dict[str, Any]) -> None:
-    app = compose_app(AppArgs.model_validate(cfg), target_backend_factory=faulty_target)
-    serve.run(app, name=APP, route_prefix="/", logging_config=NO_ACCESS_LOG)
-
-
 @pytest.fixture(scope="module")
 def dirs(tiny_model_dirs) -> Any:
     return tiny_model_dirs
@@ -50,7 +48,7 @@ def dirs(tiny_model_dirs) -> Any:
 
 @pytest.fixture(scope="module")
 def url(serve_instance, dirs) -> str:
-    deploy(app_config(dirs))
+    run_tiny_app(app_config(dirs), target_backend_factory=faulty_target)
     yield serve_instance.url
     if APP in serve.status().applications:
         serve.delete(APP)
@@ -133,7 +131,7 @@ def test_a_redeploy_drains_in_flight_requests(http, url, dirs):
         held = pool.submit(post, url, slow)
         steady = [pool.submit(post, url, {"question": QUESTION, "max_steps": 2}) for _ in range(2)]
         wait_for(lambda: in_flight(http), lambda n: n >= 1, timeout_s=30)
-        deploy(app_config(dirs, request_timeout_s=90.0))
+        run_tiny_app(app_config(dirs, request_timeout_s=90.0), target_backend_factory=faulty_target)
         assert held.result().status_code == 200, held.result().text
         assert [f.result().status_code for f in steady] == [200, 200]
 
