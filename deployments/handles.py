@@ -9,8 +9,8 @@ mean (a failed drafter degrades the request to target-only; a failed verifier fa
     replica raised anything else                                → BackendError
     deadline passed                                             → BackendTimeoutError
     replica dead / unreachable / overloaded                     → BackendUnavailableError
-    no running replica (HealthMonitor)                            → BackendUnavailableError, at once, for the
-                                                                  calls in flight and new ones until it is back
+    no running replica (HealthMonitor)                          → BackendUnavailableError at once, for the calls
+                                                                  in flight and new ones, until one runs again
 """
 
 from __future__ import annotations
