@@ -12,7 +12,6 @@ classification (GRPC_CODES); over-long prompts and a full server are RESOURCE_EX
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -159,6 +158,7 @@ class _ChunkMeta:
     created: int
     delimiter: str
     include_usage: bool
+    prompt_tokens: int
 
 
 @serve.deployment(name="Ingress")
@@ -184,7 +184,7 @@ class IngressDeployment:
     @app.post("/v1/reason")
     async def reason(self, body: protocol.ReasonRequest) -> dict[str, Any]:
         """Answer a question: answer, text, stop_reason, steps (the trace) and stats."""
-        question, params = await self._runner.prepare(body.question, body.knobs(), "question")
+        question, params, _ = await self._runner.prepare(body.question, body.knobs(), "question")
         result = await self._runner.run(question, params, "question", timeout_s=body.timeout_s)
         return protocol.reason_body(result, protocol.new_id("reason"), self._model)
 
@@ -199,16 +199,14 @@ class IngressDeployment:
             raise InvalidRequestError(f"{len(body.messages)} messages; this server allows at most "
                                       f"{self.limits.messages} (server.limits.messages)", field="messages")
         field = f"messages.{len(body.messages) - 1}.content"
-        question, params = await self._runner.prepare(body.question(), body.knobs(), field)
+        question, params, prompt_tokens = await self._runner.prepare(body.question(), body.knobs(), field)
         request_id = protocol.new_id("chatcmpl")
         if body.stream:  # a failure before the first step → a plain JSON error
             steps = await self._runner.stream(question, params, field, timeout_s=body.timeout_s)
             meta = _ChunkMeta(request_id, self._model, int(time.time()), params.step_delimiter,
-                              bool(body.stream_options and body.stream_options.include_usage))
-            return StreamingResponse(self._events(steps, meta, question), media_type="text/event-stream")
-        result, prompt_tokens = await asyncio.gather(self._runner.run(question, params, field,
-                                                                      timeout_s=body.timeout_s),
-                                                     self._runner.prompt_tokens(question))
+                              bool(body.stream_options and body.stream_options.include_usage), prompt_tokens)
+            return StreamingResponse(self._events(steps, meta), media_type="text/event-stream")
+        result = await self._runner.run(question, params, field, timeout_s=body.timeout_s)
         return protocol.chat_completion_body(result, request_id, self._model, prompt_tokens)
 
     @app.get("/v1/models")
@@ -281,9 +279,11 @@ class IngressDeployment:
     async def _prepare_rpc(self, request: pb.ReasonRequest,
                            context: RayServegRPCContext) -> tuple[str, ReasoningParams]:
         self.auth.check(_metadata(context, "authorization"))
-        return await self._runner.prepare(request.question, convert.request_knobs(request), "question")
+        question, params, _ = await self._runner.prepare(request.question, convert.request_knobs(request),
+                                                         "question")
+        return question, params
 
-    async def _events(self, steps: StepStream, meta: _ChunkMeta, question: str) -> AsyncIterator[str]:
+    async def _events(self, steps: StepStream, meta: _ChunkMeta) -> AsyncIterator[str]:
         """One chunk per kept step (delta = delimiter + step text, so the deltas join to `text`), then
         the finish chunk (finish_reason, `specserve` stats), the usage chunk if asked, and [DONE]."""
         def chunk(delta: dict[str, Any], **kw: Any) -> str:
@@ -298,7 +298,7 @@ class IngressDeployment:
             yield chunk({}, finish=protocol.finish_reason(result),
                         specserve=protocol.extension(result, with_steps=False))
             if meta.include_usage:
-                usage = protocol.usage(result, await self._runner.prompt_tokens(question))
+                usage = protocol.usage(result, meta.prompt_tokens)
                 yield chunk({}, usage_=usage, with_choice=False)
         except Exception as e:  # headers are sent: the error travels as an event (the OpenAI SDK raises on it)
             body = classify(e)

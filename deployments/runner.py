@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -44,6 +44,14 @@ async def failed_deployments() -> set[str]:
         return set()
     return {name for name, d in app.deployments.items()
             if d.replica_states.get("RUNNING", 0) == 0 and d.status_trigger not in _DELIBERATE}
+
+
+class Prepared(NamedTuple):
+    """A request ready to run: the stripped question, its params and its tokens in the target's tokenizer."""
+
+    question: str
+    params: ReasoningParams
+    prompt_tokens: int
 
 
 class StepStream:
@@ -113,9 +121,9 @@ class RequestRunner:
         self._arms = {a.name: dict(a.knobs) for a in bandit.arms} if bandit else {}
         self._arm_keys = {k for knobs in self._arms.values() for k in knobs}
 
-    async def prepare(self, question: str, knobs: dict[str, Any], field: str) -> tuple[str, ReasoningParams]:
-        """The stripped question (request field `field`) and the knobs over the defaults in force, checked
-        against `server.limits` before any model runs.
+    async def prepare(self, question: str, knobs: dict[str, Any], field: str) -> Prepared:
+        """The stripped question (request field `field`), the knobs over the defaults in force and the
+        question's target tokens, checked against `server.limits` before any model runs.
 
         Raises:
             InvalidRequestError: empty or over-long question (PromptTooLongError: in tokens), unknown knob or
@@ -133,7 +141,7 @@ class RequestRunner:
         tokens = await self._verifier.count_tokens(question)
         if tokens > limits.prompt_tokens:
             raise PromptTooLongError(tokens, limits.prompt_tokens, field=field, limit="server.limits.prompt_tokens")
-        return question, params
+        return Prepared(question, params, tokens)
 
     async def _with_arm(self, defaults: ReasoningParams, params: ReasoningParams,
                         knobs: dict[str, Any]) -> ReasoningParams:
@@ -238,14 +246,6 @@ class RequestRunner:
     async def stats(self) -> dict[str, Any]:
         """The controller's aggregate stats."""
         return await call(self._controller.get_stats.remote(), "controller", CONTROL_TIMEOUT_S)
-
-    async def prompt_tokens(self, question: str) -> int:
-        """Question tokens in the target's tokenizer (0 when the verifier cannot say)."""
-        try:
-            return await self._verifier.count_tokens(question)
-        except BackendError as e:
-            logger.warning("could not count prompt tokens: %s", e)
-            return 0
 
     async def health(self) -> dict[str, str]:
         """"ok" or "unavailable: <reason>" per model deployment (marked down, or its health check fails)."""
