@@ -1,7 +1,11 @@
 """Reliability figures of the served app (issue 8): a drafter killed under load, recovery after a verifier kill,
 admitted-request latency under 4× overload and the time to the first 503.
 
-    python -m benchmarks.reliability --admitted 2 --out benchmarks/results/reliability-<date>/summary.json
+    python -m benchmarks.reliability --admitted 1 --requests 40 --out benchmarks/results/reliability-<date>/summary.json
+
+Overload is offered three ways: Poisson arrivals at 4× the measured capacity (refused requests are not retried),
+and 4 × `--admitted` closed-loop clients that either honour Retry-After or retry at once. The client runs on the
+same cores as the app; each overload result records the client's own CPU share.
 
 Starts a local Ray instance and the app with the tiny random model pair of the tests (built offline in a
 second; the figures are about orchestration, not model speed), real HTTP on loopback. The HTTP fuzz figure
@@ -12,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
+import statistics
 import tempfile
 import threading
 import time
@@ -31,13 +37,15 @@ from tests.tiny_models import build_tiny_pair
 
 APP = "specserve-reliability"
 QUESTION = "Tom has 3 boxes with 14 pens each. How many pens does he have?"
+SCENARIOS = ("overload", "drafter_kill", "verifier_kill")
 REQUEST = {"question": QUESTION, "method": "specreason", "max_steps": 12, "max_total_tokens": 72}
 
 
-def _post(url: str, body: dict[str, Any] = REQUEST) -> tuple[int, float, dict[str, Any]]:
+def _post(url: str, body: dict[str, Any] = REQUEST,
+          client: httpx.Client | None = None) -> tuple[int, float, dict[str, Any], httpx.Headers]:
     t0 = time.perf_counter()
-    r = httpx.post(f"{url}/v1/reason", json=body, timeout=300)
-    return r.status_code, time.perf_counter() - t0, r.json()
+    r = (client or httpx).post(f"{url}/v1/reason", json=body, timeout=300)
+    return r.status_code, time.perf_counter() - t0, r.json(), r.headers
 
 
 def _p(values: list[float], q: float) -> float:
@@ -49,29 +57,93 @@ def _ready(url: str) -> None:
     wait_for(lambda: httpx.get(f"{url}/healthz", timeout=10).json()["status"], lambda s: s == "ok", timeout_s=180)
 
 
-def overload(url: str, requests: int, admitted_limit: int) -> dict[str, Any]:
-    """Unloaded: one request at a time. Overloaded: 4 × `admitted_limit` closed-loop clients, `requests` each."""
+def unloaded(url: str, requests: int) -> list[float]:
+    """Latencies of `requests` requests sent one at a time (keep-alive connection)."""
+    with httpx.Client() as client:
+        return [_post(url, client=client)[1] for _ in range(requests)]
+
+
+def overload(url: str, requests: int, admitted_limit: int, honour_retry_after: bool) -> dict[str, Any]:
+    """4 × `admitted_limit` closed-loop clients (one keep-alive connection each) keep sending until `requests`
+    requests were admitted, so the overload lasts the whole measurement. A refused client retries at once, or
+    after the 503's Retry-After when `honour_retry_after` (as the OpenAI SDK's retries do)."""
     clients = 4 * admitted_limit
-    unloaded = [_post(url)[1] for _ in range(requests)]
-    admitted, refused, first_503 = [], 0, None
+    admitted: list[float] = []
+    refused, first_503 = 0, None
     lock, start = threading.Lock(), time.perf_counter()
 
     def client() -> None:
         nonlocal refused, first_503
-        for _ in range(requests):
-            status, latency, _ = _post(url)
-            with lock:
-                if status == 200:
-                    admitted.append(latency)
-                elif status == 503:
-                    refused += 1
-                    first_503 = first_503 or time.perf_counter() - start
+        with httpx.Client() as http:
+            while True:
+                with lock:
+                    if len(admitted) >= requests:
+                        return
+                status, latency, _, headers = _post(url, client=http)
+                with lock:
+                    if status == 200:
+                        admitted.append(latency)
+                    elif status == 503:
+                        refused += 1
+                        first_503 = first_503 or time.perf_counter() - start
+                if status == 503 and honour_retry_after:
+                    time.sleep(float(headers.get("retry-after", 1)))
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(lambda _: client(), range(clients)))
-    return {"admitted_limit": admitted_limit, "offered_clients": clients, "unloaded_p50_s": _p(unloaded, 0.5),
-            "unloaded_p99_s": _p(unloaded, 0.99), "admitted": len(admitted), "refused_503": refused,
+    elapsed = time.perf_counter() - start
+    return {"offered_clients": clients, "honour_retry_after": honour_retry_after, "admitted": len(admitted),
+            "refused_503": refused, "refused_per_s": refused / elapsed, "admitted_p50_s": _p(admitted, 0.5),
+            "admitted_p99_s": _p(admitted, 0.99), "time_to_first_503_s": first_503}
+
+
+def open_loop(url: str, requests: int, rate_per_s: float, seed: int = 0) -> dict[str, Any]:
+    """Poisson arrivals at `rate_per_s` (seeded), each request sent once (a refused one is not retried), until
+    `requests` requests were admitted: the offered load of a load generator like vLLM's `--request-rate`."""
+    rng, admitted, refused, first_503 = random.Random(seed), [], 0, None
+    lock, start, threads = threading.Lock(), time.perf_counter(), []
+
+    def arrival() -> None:
+        nonlocal refused, first_503
+        status, latency, _, _ = _post(url)
+        with lock:
+            if status == 200:
+                admitted.append(latency)
+            elif status == 503:
+                refused += 1
+                first_503 = first_503 or time.perf_counter() - start
+    while True:
+        with lock:
+            if len(admitted) >= requests:
+                break
+        threads.append(threading.Thread(target=arrival))
+        threads[-1].start()
+        time.sleep(rng.expovariate(rate_per_s))
+    for t in threads:
+        t.join()
+    return {"offered_per_s": rate_per_s, "sent": len(threads), "admitted": len(admitted), "refused_503": refused,
             "admitted_p50_s": _p(admitted, 0.5), "admitted_p99_s": _p(admitted, 0.99),
-            "p99_ratio": _p(admitted, 0.99) / _p(unloaded, 0.99), "time_to_first_503_s": first_503}
+            "time_to_first_503_s": first_503}
+
+
+def overload_vs_unloaded(url: str, requests: int, admitted_limit: int) -> dict[str, Any]:
+    """Unloaded latency (one request at a time), then 4× overload three ways: Poisson arrivals at 4× the
+    measured capacity, and 4 × `admitted_limit` closed-loop clients that honour Retry-After or retry at once."""
+    base = unloaded(url, requests)
+    capacity = admitted_limit / statistics.mean(base)
+    summary: dict[str, Any] = {"admitted_limit": admitted_limit, "samples": requests,
+                               "unloaded_p50_s": _p(base, 0.5), "unloaded_p99_s": _p(base, 0.99),
+                               "capacity_per_s": capacity}
+    runs = {"open_loop_4x": lambda: open_loop(url, requests, 4 * capacity),
+            "honour_retry_after": lambda: overload(url, requests, admitted_limit, honour_retry_after=True),
+            "immediate_retry": lambda: overload(url, requests, admitted_limit, honour_retry_after=False)}
+    for name, run in runs.items():
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        result = run()
+        result["client_cpu_share"] = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+        result["p50_ratio"] = result["admitted_p50_s"] / summary["unloaded_p50_s"]
+        result["p99_ratio"] = result["admitted_p99_s"] / summary["unloaded_p99_s"]
+        summary[name] = result
+    return summary
 
 
 def drafter_kill(url: str, requests: int, clients: int, kill_after_s: float) -> dict[str, Any]:
@@ -80,10 +152,10 @@ def drafter_kill(url: str, requests: int, clients: int, kill_after_s: float) -> 
         time.sleep(kill_after_s)
         kill_replica(APP, "Drafter")
         results = [f.result() for f in futures]
-    ok = [body for status, _, body in results if status == 200]
+    ok = [body for status, _, body, _ in results if status == 200]
     return {"requests": requests, "completed": len(ok), "lost": requests - len(ok),
             "degraded": sum(1 for b in ok if b["stats"]["degraded_steps"]),
-            "statuses": sorted({status for status, _, _ in results})}
+            "statuses": sorted({status for status, *_ in results})}
 
 
 def verifier_kill(url: str, clients: int) -> dict[str, Any]:
@@ -93,19 +165,20 @@ def verifier_kill(url: str, clients: int) -> dict[str, Any]:
         killed = time.perf_counter()
         kill_replica(APP, "Verifier")
         results = [f.result() for f in futures]
-    failed_within = max((latency for status, latency, _ in results if status != 200), default=None)
+    failed_within = max((latency for status, latency, *_ in results if status != 200), default=None)
     first_ok = wait_for(lambda: _post(url, {"question": QUESTION, "method": "target", "max_steps": 1})[0],
                         lambda s: s == 200, timeout_s=300)
     assert first_ok == 200
-    return {"in_flight": len(results), "failed_503": sum(1 for s, _, _ in results if s == 503),
+    return {"in_flight": len(results), "failed_503": sum(1 for s, *_ in results if s == 503),
             "slowest_failure_s": failed_within, "recovery_s": time.perf_counter() - killed}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--requests", type=int, default=20, help="requests per client and per phase")
+    parser.add_argument("--requests", type=int, default=20, help="latency samples per phase; drafter kill sends 4×")
     parser.add_argument("--admitted", type=int, default=2, help="server.max_inflight_requests")
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     args = parser.parse_args()
     draft, target = build_tiny_pair(Path(tempfile.mkdtemp(prefix="specserve-tiny-")))
     cfg = tiny_app_config(types.SimpleNamespace(draft=draft, target=target), APP,
@@ -117,12 +190,15 @@ def main() -> None:
     try:
         serve.run(build_app(AppArgs.model_validate(cfg)), name=APP, route_prefix="/")
         _ready(url)
-        summary: dict[str, Any] = {"machine": "2 CPU cores, no GPU", "models": "tiny random pair (tests/tiny_models)",
-                                   "overload": overload(url, args.requests, args.admitted)}
-        _ready(url)
-        summary["drafter_kill"] = drafter_kill(url, 4 * args.requests, args.admitted, kill_after_s=3.0)
-        _ready(url)
-        summary["verifier_kill"] = verifier_kill(url, args.admitted)
+        summary: dict[str, Any] = {"machine": "2 CPU cores, no GPU", "models": "tiny random pair (tests/tiny_models)"}
+        if "overload" in args.scenarios:
+            summary["overload"] = overload_vs_unloaded(url, args.requests, args.admitted)
+        if "drafter_kill" in args.scenarios:
+            _ready(url)
+            summary["drafter_kill"] = drafter_kill(url, 4 * args.requests, args.admitted, kill_after_s=3.0)
+        if "verifier_kill" in args.scenarios:
+            _ready(url)
+            summary["verifier_kill"] = verifier_kill(url, args.admitted)
     finally:
         serve.shutdown()
         ray.shutdown()
