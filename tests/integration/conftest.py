@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +57,13 @@ def serve_instance() -> ServeInstance:
                         f"127.0.0.1:{grpc_port}")
     serve.shutdown()
     ray.shutdown()
+
+
+@pytest.fixture()
+def http(url: str) -> Iterator[httpx.Client]:
+    """An HTTP client of the module's app (`url` is each module's own fixture: the app it deploys)."""
+    with httpx.Client(base_url=url, timeout=120) as client:
+        yield client
 
 
 def tiny_app_config(dirs: Any, app_name: str, **server: Any) -> dict[str, Any]:

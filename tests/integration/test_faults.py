@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
 import pytest
 from ray import serve
 
@@ -30,12 +29,6 @@ def url(serve_instance, tiny_model_dirs) -> str:
                  draft_backend_factory=failing_backend, target_backend_factory=faulty_target)
     yield serve_instance.url
     serve.delete(APP)
-
-
-@pytest.fixture()
-def http(url) -> httpx.Client:
-    with httpx.Client(base_url=url, timeout=60) as client:
-        yield client
 
 
 def test_failing_drafter_degrades_to_target_only(http):

@@ -51,12 +51,6 @@ def url(serve_instance, app_config) -> str:
     serve.delete(APP)
 
 
-@pytest.fixture()
-def http(url) -> httpx.Client:
-    with httpx.Client(base_url=url, timeout=120) as client:
-        yield client
-
-
 def sse_events(text: str) -> list[Any]:
     """The `data:` payloads of a server-sent-events body, [DONE] kept as a string."""
     out = []

@@ -43,12 +43,6 @@ def url(serve_instance, tiny_model_dirs) -> str:
 
 
 @pytest.fixture()
-def http(url) -> httpx.Client:
-    with httpx.Client(base_url=url, timeout=120) as client:
-        yield client
-
-
-@pytest.fixture()
 def verifier(url):
     return serve.get_deployment_handle("Verifier", APP)
 

@@ -42,12 +42,6 @@ def url(serve_instance, tiny_model_dirs) -> str:
     serve.delete(APP)
 
 
-@pytest.fixture()
-def http(url) -> httpx.Client:
-    with httpx.Client(base_url=url, timeout=60) as client:
-        yield client
-
-
 @pytest.fixture(scope="module")
 def stub(url, serve_instance) -> pb_grpc.SpecServeStub:
     with grpc.insecure_channel(serve_instance.grpc_target) as channel:
