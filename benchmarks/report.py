@@ -83,6 +83,11 @@ def _header(meta: dict[str, Any], run_dir: Path) -> list[str]:
     if redone := meta.get("redone"):
         lines.append(f"- Redone: problems {', '.join(redone['problems'])} re-timed by `{redone['command']}` "
                      "(`python -m benchmarks.merge`)")
+    for part in meta.get("parts", []):
+        pm, pids = part.get("machine") or {}, part.get("problems", [])
+        lines.append(f"- Part ({len(pids)} problems: {', '.join(pids)}): `{part.get('command')}` on "
+                     f"{pm.get('cpu', '?')}, {pm.get('usable_cpus', '?')} CPUs, started {part.get('started_at')} "
+                     "(joined by `python -m benchmarks.combine`)")
     return [*lines, ""]
 
 

@@ -1,0 +1,99 @@
+"""Join the results folders of one benchmark measured in problem chunks into one folder.
+
+A matrix too long for one sitting (50 problems × many runs on 2 CPU cores) is measured chunk by chunk, each
+chunk a run of the same config with its own `dataset.select`, every run of a problem in the same chunk:
+
+    python -m benchmarks.runner CONFIG "dataset.select=[0,…,9]"      (then [10,…,19], …)
+    python -m benchmarks.combine OUT_DIR PART_DIR PART_DIR …
+
+Per-problem ratios (speedups, the achieved fraction of the ceiling) compare runs of one problem, hence of one
+part and one machine; latencies pooled over parts from different machines are only as comparable as the
+machines, so the joined meta.json lists every part (command, machine, start, problems) and the report prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.records import RECORDS_FILE, read_meta, read_records, write_meta
+
+# What must agree between parts: the same benchmark, only the problems differ.
+_SAME = ("runs", "mode", "concurrency", "order", "baseline", "compare_to")
+_SAME_DATASET = ("name", "size", "seed", "options")
+
+
+def _identity(meta: dict[str, Any]) -> dict[str, Any]:
+    dataset = meta.get("dataset", {})
+    return {**{k: meta.get(k) for k in _SAME}, **{f"dataset.{k}": dataset.get(k) for k in _SAME_DATASET}}
+
+
+def _part(part: Path, meta: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    return {"dir": str(part), "command": meta.get("command"), "started_at": meta.get("started_at"),
+            "machine": meta.get("machine"), "git": meta.get("git"), "status": meta.get("status"),
+            "problems": problems}
+
+
+def combine_runs(parts: Sequence[Path], out: Path) -> list[str]:
+    """Write `out` (records and meta) = the records of every part, which must hold disjoint problems of one
+    benchmark.
+
+    Returns:
+        The joined problem ids, in the dataset's order.
+
+    Raises:
+        ValueError: fewer than two parts, parts of different benchmarks (the differing key is named), a problem
+            in two parts, or `out` already exists.
+    """
+    if len(parts) < 2:
+        raise ValueError("combine needs at least two parts")
+    if out.exists():
+        raise ValueError(f"{out} exists; choose a new folder")
+    metas = [read_meta(p) for p in parts]
+    first = _identity(metas[0])
+    for part, meta in zip(parts[1:], metas[1:], strict=True):
+        differ = sorted(k for k, v in _identity(meta).items() if v != first[k])
+        if differ:
+            raise ValueError(f"{part} is not a part of the same benchmark as {parts[0]}: {', '.join(differ)} differ")
+    records, owner, infos = [], {}, []
+    for part, meta in zip(parts, metas, strict=True):
+        mine = read_records(part)
+        problems = list(dict.fromkeys(r.problem_id for r in mine))
+        for pid in problems:
+            if pid in owner:
+                raise ValueError(f"problem {pid} is in both {owner[pid]} and {part}")
+            owner[pid] = part
+        records += mine
+        infos.append(_part(part, meta, problems))
+    out.mkdir(parents=True)
+    with (out / RECORDS_FILE).open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+    full_order = [pid for m in metas for pid in m.get("dataset", {}).get("problem_ids", [])]
+    order = {pid: i for i, pid in enumerate(dict.fromkeys(full_order))}
+    problems = sorted(owner, key=lambda pid: order.get(pid, len(order)))
+    meta = {**metas[0], "parts": infos, "records": len(records),
+            "errors": sum(m.get("errors") or 0 for m in metas),
+            "status": "complete" if all(m.get("status") == "complete" for m in metas) else "incomplete parts",
+            "dataset": {**metas[0].get("dataset", {}), "problem_ids": problems, "select": None}}
+    write_meta(out, meta)
+    return problems
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.combine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path, help="new folder for the joined records and meta")
+    parser.add_argument("parts", type=Path, nargs="+", help="the chunks' results folders")
+    args = parser.parse_args(argv)
+    problems = combine_runs(args.parts, args.out)
+    print(f"{args.out}: {len(problems)} problems from {len(args.parts)} parts; "
+          f"render with `python -m benchmarks.report {args.out}`")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
