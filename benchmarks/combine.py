@@ -14,12 +14,11 @@ machines, so the joined meta.json lists every part (command, machine, start, pro
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.records import RECORDS_FILE, read_meta, read_records, write_meta
+from benchmarks.records import read_meta, read_records, write_meta, write_records
 
 # What must agree between parts: the same benchmark, only the problems differ.
 _SAME = ("runs", "mode", "concurrency", "order", "baseline", "compare_to")
@@ -69,9 +68,7 @@ def combine_runs(parts: Sequence[Path], out: Path) -> list[str]:
         records += mine
         infos.append(_part(part, meta, problems))
     out.mkdir(parents=True)
-    with (out / RECORDS_FILE).open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+    write_records(out, records)
     full_order = [pid for m in metas for pid in m.get("dataset", {}).get("problem_ids", [])]
     order = {pid: i for i, pid in enumerate(dict.fromkeys(full_order))}
     problems = sorted(owner, key=lambda pid: order.get(pid, len(order)))

@@ -10,11 +10,10 @@ names the redo's command and problems (`redone`), which the report prints.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.records import RECORDS_FILE, read_meta, read_records, write_meta
+from benchmarks.records import read_meta, read_records, write_meta, write_records
 
 
 def merge_runs(base: Path, redo: Path, out: Path) -> list[str]:
@@ -34,9 +33,7 @@ def merge_runs(base: Path, redo: Path, out: Path) -> list[str]:
     if missing:
         raise ValueError(f"the redo has records the base run lacks: {missing}")
     out.mkdir(parents=True)
-    with (out / RECORDS_FILE).open("w", encoding="utf-8") as f:
-        for r in base_records:
-            f.write(json.dumps(redone.get((r.run, r.problem_id), r).to_json(), ensure_ascii=False) + "\n")
+    write_records(out, [redone.get((r.run, r.problem_id), r) for r in base_records])
     problems = sorted({pid for _, pid in redone})
     meta = read_meta(base)
     meta["redone"] = {"problems": problems, "command": read_meta(redo).get("command", "?"), "from": str(redo)}

@@ -8,6 +8,7 @@ trace (author, outcome, judge score, tokens and text of every step).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
@@ -109,6 +110,16 @@ class RecordWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+def write_records(run_dir: Path, records: Iterable[ProblemRecord]) -> None:
+    """Append `records` to the records.jsonl of `run_dir`."""
+    writer = RecordWriter(run_dir)
+    try:
+        for record in records:
+            writer.write(record)
+    finally:
+        writer.close()
 
 
 def read_records(run_dir: Path) -> list[ProblemRecord]:

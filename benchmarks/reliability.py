@@ -63,66 +63,61 @@ def unloaded(url: str, requests: int) -> list[float]:
         return [_post(url, client=client)[1] for _ in range(requests)]
 
 
+class _Tally:
+    """Outcomes of an overload phase, shared by its client threads: admitted latencies, refusals, first 503."""
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted, self.admitted, self.refused, self.first_503 = wanted, [], 0, None
+        self.lock, self.start = threading.Lock(), time.perf_counter()
+
+    def done(self) -> bool:
+        with self.lock:
+            return len(self.admitted) >= self.wanted
+
+    def add(self, status: int, latency: float) -> None:
+        with self.lock:
+            if status == 200:
+                self.admitted.append(latency)
+            elif status == 503:
+                self.refused += 1
+                self.first_503 = self.first_503 or time.perf_counter() - self.start
+
+    def summary(self) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self.start
+        return {"admitted": len(self.admitted), "refused_503": self.refused, "refused_per_s": self.refused / elapsed,
+                "admitted_p50_s": _p(self.admitted, 0.5), "admitted_p99_s": _p(self.admitted, 0.99),
+                "time_to_first_503_s": self.first_503}
+
+
 def overload(url: str, requests: int, admitted_limit: int, honour_retry_after: bool) -> dict[str, Any]:
     """4 × `admitted_limit` closed-loop clients (one keep-alive connection each) keep sending until `requests`
     requests were admitted, so the overload lasts the whole measurement. A refused client retries at once, or
     after the 503's Retry-After when `honour_retry_after` (as the OpenAI SDK's retries do)."""
-    clients = 4 * admitted_limit
-    admitted: list[float] = []
-    refused, first_503 = 0, None
-    lock, start = threading.Lock(), time.perf_counter()
+    clients, tally = 4 * admitted_limit, _Tally(requests)
 
     def client() -> None:
-        nonlocal refused, first_503
         with httpx.Client() as http:
-            while True:
-                with lock:
-                    if len(admitted) >= requests:
-                        return
+            while not tally.done():
                 status, latency, _, headers = _post(url, client=http)
-                with lock:
-                    if status == 200:
-                        admitted.append(latency)
-                    elif status == 503:
-                        refused += 1
-                        first_503 = first_503 or time.perf_counter() - start
+                tally.add(status, latency)
                 if status == 503 and honour_retry_after:
                     time.sleep(float(headers.get("retry-after", 1)))
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(lambda _: client(), range(clients)))
-    elapsed = time.perf_counter() - start
-    return {"offered_clients": clients, "honour_retry_after": honour_retry_after, "admitted": len(admitted),
-            "refused_503": refused, "refused_per_s": refused / elapsed, "admitted_p50_s": _p(admitted, 0.5),
-            "admitted_p99_s": _p(admitted, 0.99), "time_to_first_503_s": first_503}
+    return {"offered_clients": clients, "honour_retry_after": honour_retry_after, **tally.summary()}
 
 
 def open_loop(url: str, requests: int, rate_per_s: float, seed: int = 0) -> dict[str, Any]:
     """Poisson arrivals at `rate_per_s` (seeded), each request sent once (a refused one is not retried), until
     `requests` requests were admitted: the offered load of a load generator like vLLM's `--request-rate`."""
-    rng, admitted, refused, first_503 = random.Random(seed), [], 0, None
-    lock, start, threads = threading.Lock(), time.perf_counter(), []
-
-    def arrival() -> None:
-        nonlocal refused, first_503
-        status, latency, _, _ = _post(url)
-        with lock:
-            if status == 200:
-                admitted.append(latency)
-            elif status == 503:
-                refused += 1
-                first_503 = first_503 or time.perf_counter() - start
-    while True:
-        with lock:
-            if len(admitted) >= requests:
-                break
-        threads.append(threading.Thread(target=arrival))
+    rng, tally, threads = random.Random(seed), _Tally(requests), []
+    while not tally.done():
+        threads.append(threading.Thread(target=lambda: tally.add(*_post(url)[:2])))
         threads[-1].start()
         time.sleep(rng.expovariate(rate_per_s))
     for t in threads:
         t.join()
-    return {"offered_per_s": rate_per_s, "sent": len(threads), "admitted": len(admitted), "refused_503": refused,
-            "admitted_p50_s": _p(admitted, 0.5), "admitted_p99_s": _p(admitted, 0.99),
-            "time_to_first_503_s": first_503}
+    return {"offered_per_s": rate_per_s, "sent": len(threads), **tally.summary()}
 
 
 def overload_vs_unloaded(url: str, requests: int, admitted_limit: int) -> dict[str, Any]:
