@@ -44,6 +44,25 @@ def test_engine50_is_issue_4s_matrix_with_token_level_speculation_on_its_own_eng
     assert (speculative.model, speculative.num_speculative_tokens) == ("qwen2.5-coder-0.5b-instruct", 3)
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS_DIR.glob("*.yaml")))
+def test_every_shipped_config_loads_and_its_knobs_fit_its_app(name, monkeypatch):
+    from benchmarks.plan import engine_groups
+
+    monkeypatch.setenv("SPECSERVE_SMOKE_DRAFT", "/d")
+    monkeypatch.setenv("SPECSERVE_SMOKE_TARGET", "/t")
+    assert engine_groups(load_bench_config([CONFIGS_DIR / name]))  # raises ConfigError on a bad knob
+
+
+def test_lookahead50_puts_token_level_runs_on_their_own_engine():
+    from benchmarks.plan import engine_groups
+
+    groups = engine_groups(load_bench_config([CONFIGS_DIR / "lookahead50.yaml"]))
+    assert [[r.name for r in g.runs] for g in groups] == [
+        ["target", "lookahead-sync-g4", "lookahead-async-g2", "lookahead-async-g4", "lookahead-async-g6",
+         "lookahead-async-g4-embed"], ["token-level", "lookahead-async-g4.token", "specreason-t7.token"]]
+    assert all(g.app.target.backend == "vllm" and g.app.verifiers.embedding is not None for g in groups)
+
+
 def test_smoke_takes_model_paths_from_the_command_line_or_the_environment(monkeypatch):
     cfg = load_bench_config([CONFIGS_DIR / "smoke.yaml"], ["app_overrides=[draft.path=/d,target.path=/t]"])
     assert cfg.app_overrides == ["draft.path=/d", "target.path=/t"]
