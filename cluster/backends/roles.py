@@ -14,8 +14,12 @@ from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, S
 JUDGE_TOP_K = 10  # SpecReason reads the top-10 logprobs of the judge's first token
 
 
-def _sampling(params: StepParams) -> SamplingParams:
-    return SamplingParams(params.max_tokens, params.temperature, params.top_p, (params.delimiter,), params.seed,
+SAMPLE_SEED_STRIDE = 1_000_003  # seed offset between independent samples of one state (StepContext.sample)
+
+
+def _sampling(params: StepParams, sample: int) -> SamplingParams:
+    seed = None if params.seed is None else params.seed + sample * SAMPLE_SEED_STRIDE
+    return SamplingParams(params.max_tokens, params.temperature, params.top_p, (params.delimiter,), seed,
                           params.speculative)
 
 
@@ -29,7 +33,7 @@ async def generate_steps_each(backend: ModelBackend,
     """Like `generate_steps`, each context with its own params (one call for steps of several requests)."""
     rendered = [backend.render_chat(*prompts.continuation(c, p.delimiter)) for c, p in items]
     t0 = time.perf_counter()
-    outs = await backend.generate(rendered, [_sampling(p) for _, p in items])
+    outs = await backend.generate(rendered, [_sampling(p, c.sample) for c, p in items])
     dt = time.perf_counter() - t0
     return [StepOutput(o.text.strip(), o.num_tokens, o.finish_reason, dt, o.spec_rounds, o.spec_draft_tokens,
                        o.spec_accepted_tokens) for o in outs]

@@ -97,6 +97,9 @@ class SSRParams(StrictModel):
     pool: list[Annotated[str, Field(min_length=1)]] | None = Field(
         None, min_length=1, max_length=25, description="Strategy hints to choose from (None = the default math "
                                                        "pool of cluster.reasoning.strategies).")
+    guided: bool = Field(True, description="True: the target picks the k strategies (SSR). False: k unguided "
+                                           "paths, the baseline SSR is measured against: no selection call, no "
+                                           "hints, paths differ by their samples (needs temperature > 0).")
 
 
 class ReasoningParams(StrictModel):
@@ -148,6 +151,8 @@ class ReasoningParams(StrictModel):
     def _lookahead_knobs(self) -> ReasoningParams:
         if self.method == "best_of_n" and self.temperature == 0:
             raise ValueError("temperature: best_of_n needs temperature > 0 (greedy candidates are identical)")
+        if self.method == "ssr" and not self.ssr.guided and self.temperature == 0:
+            raise ValueError("temperature: unguided ssr paths need temperature > 0 (greedy paths are identical)")
         if self.verifier_threshold is not None:
             if self.step_verifier not in VERIFIER_THRESHOLD_RANGES:
                 raise ValueError(f"verifier_threshold: step_verifier {self.step_verifier!r} takes no threshold")

@@ -73,16 +73,18 @@ class BestOfNParams(_message.Message):
     def __init__(self, method: _Optional[str] = ..., scorer: _Optional[str] = ..., adaptive: _Optional[bool] = ..., s_target: _Optional[float] = ..., alpha: _Optional[float] = ..., peek: _Optional[int] = ..., n_max: _Optional[int] = ..., parallel: _Optional[int] = ...) -> None: ...
 
 class SSRParams(_message.Message):
-    __slots__ = ("k", "early_stop", "stop_score", "pool")
+    __slots__ = ("k", "early_stop", "stop_score", "pool", "guided")
     K_FIELD_NUMBER: _ClassVar[int]
     EARLY_STOP_FIELD_NUMBER: _ClassVar[int]
     STOP_SCORE_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
+    GUIDED_FIELD_NUMBER: _ClassVar[int]
     k: int
     early_stop: str
     stop_score: float
     pool: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, k: _Optional[int] = ..., early_stop: _Optional[str] = ..., stop_score: _Optional[float] = ..., pool: _Optional[_Iterable[str]] = ...) -> None: ...
+    guided: bool
+    def __init__(self, k: _Optional[int] = ..., early_stop: _Optional[str] = ..., stop_score: _Optional[float] = ..., pool: _Optional[_Iterable[str]] = ..., guided: _Optional[bool] = ...) -> None: ...
 
 class Step(_message.Message):
     __slots__ = ("index", "text", "author", "outcome", "score", "draft_text", "num_tokens")

@@ -84,6 +84,7 @@ class StepContext:
     steps: tuple[str, ...] = ()
     strategy_hint: str | None = None  # optional per-path hint (parallel paths)
     instruction: str | None = None  # replaces the solve instruction (e.g. SSR's strategy selection)
+    sample: int = 0  # which independent sample of this state (parallel paths): offsets the sampling seed
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,11 +38,12 @@ class _Path:
 
     strategy: Strategy
     run: ReasoningRun
+    sample: int
     result: ReasoningResult | None = None
 
     @property
     def context(self) -> StepContext:
-        return replace(self.run.context, strategy_hint=self.strategy.hint)
+        return replace(self.run.context, strategy_hint=self.strategy.hint, sample=self.sample)
 
 
 class _Rounds:
@@ -126,7 +127,8 @@ async def run_ssr(question: str, drafter: Drafter, verifier: Verifier, params: R
                   on_step: StepCallback | None = None) -> ReasoningResult:
     """Selective parallel paths (SSR).
 
-    The target picks `ssr.k` strategies; k paths (one strategy hint each) run SpecReason in lockstep rounds
+    The target picks `ssr.k` strategies (`ssr.guided`; unguided: no selection, no hints, the k paths differ by
+    their sample seeds only); k paths (one strategy hint each) run SpecReason in lockstep rounds
     whose drafts, judge scores and target steps are one batched call each. After each round the finished
     paths may stop the rest (`ssr.early_stop`). The answer is the majority over the finished paths' answers,
     ties broken by mean step score (see `parallel_paths.aggregate`); the result is the winning path's trace
@@ -134,9 +136,12 @@ async def run_ssr(question: str, drafter: Drafter, verifier: Verifier, params: R
     `samples` = k. A failed drafter degrades every path to target-only; target failures propagate.
     """
     t0 = time.perf_counter()
-    strategies, selection = await select_strategies(question, verifier, params)
+    if params.ssr.guided:
+        strategies, selection = await select_strategies(question, verifier, params)
+    else:
+        strategies, selection = [StrategyPool(params.ssr.pool or MATH_POOL).fallback] * params.ssr.k, None
     selection_s = time.perf_counter() - t0
-    paths = [_Path(s, ReasoningRun(question, params)) for s in strategies]
+    paths = [_Path(s, ReasoningRun(question, params), sample=i) for i, s in enumerate(strategies)]
     rounds = _Rounds(drafter, verifier, params)
     rule = EarlyStop(params.ssr.early_stop)
     while active := [x for x in paths if x.result is None]:
@@ -153,5 +158,5 @@ async def run_ssr(question: str, drafter: Drafter, verifier: Verifier, params: R
     stats = combine_stats([x.run.stats for x in paths], time.perf_counter() - t0)
     stats.draft_time_s, stats.judge_time_s = rounds.phase_s["draft"], rounds.phase_s["judge"]
     stats.target_time_s = rounds.phase_s["target"] + selection_s
-    stats.target_tokens += selection.num_tokens
+    stats.target_tokens += selection.num_tokens if selection is not None else 0
     return replace(winner.result, stats=stats)

@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from cluster.config.schema import ReasoningParams
 from cluster.reasoning.methods import get_method
 from cluster.reasoning.strategies import MATH_POOL
@@ -63,3 +66,21 @@ def test_unparseable_selection_pads_with_the_fallback():
     drafter = FnDrafter(draft)
     asyncio.run(get_method("ssr")("Q?", drafter, verifier, params(k=2)))
     assert [c.strategy_hint for c in drafter.batches[0]] == [None, None]
+
+
+def test_unguided_paths_skip_the_selection_and_differ_only_by_their_samples():
+    p = ReasoningParams(method="ssr", max_steps=3, temperature=0.7, ssr={"k": 3, "guided": False})
+    result, drafter, verifier = run(p, {None: "4"})
+    assert result.answer == "4" and result.stats.samples == 3
+    assert verifier.batches == []  # no selection call; every draft accepted
+    assert [(c.strategy_hint, c.sample) for c in drafter.batches[0]] == [(None, 0), (None, 1), (None, 2)]
+
+
+def test_guided_paths_with_a_repeated_strategy_are_different_samples():
+    _, drafter, _ = run(params(), {HINT_A: "7", HINT_B: "9"})
+    assert [c.sample for c in drafter.batches[0]] == [0, 1, 2]
+
+
+def test_unguided_greedy_paths_are_refused():
+    with pytest.raises(ValidationError, match="unguided ssr paths need temperature > 0"):
+        ReasoningParams(method="ssr", ssr={"guided": False})
