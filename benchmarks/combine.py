@@ -20,14 +20,17 @@ from typing import Any
 
 from benchmarks.records import read_meta, read_records, write_meta, write_records
 
-# What must agree between parts: the same benchmark, only the problems differ.
-_SAME = ("runs", "mode", "concurrency", "order", "baseline", "compare_to")
+# What must agree between parts: the same benchmark, only the problems differ. Runs are compared as configured
+# (name, knobs, app overrides), not as resolved: a default added to ReasoningParams between parts is no change.
+_SAME = ("mode", "concurrency", "order", "baseline", "compare_to")
 _SAME_DATASET = ("name", "size", "seed", "options")
+_SAME_RUN = ("name", "knobs", "app_overrides")
 
 
 def _identity(meta: dict[str, Any]) -> dict[str, Any]:
     dataset = meta.get("dataset", {})
-    return {**{k: meta.get(k) for k in _SAME}, **{f"dataset.{k}": dataset.get(k) for k in _SAME_DATASET}}
+    runs = [{k: r.get(k) for k in _SAME_RUN} for r in meta.get("runs", [])]
+    return {"runs": runs, **{k: meta.get(k) for k in _SAME}, **{f"dataset.{k}": dataset.get(k) for k in _SAME_DATASET}}
 
 
 def _part(part: Path, meta: dict[str, Any], problems: list[str]) -> dict[str, Any]:
