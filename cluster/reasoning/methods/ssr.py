@@ -112,12 +112,10 @@ class _Rounds:
             path.result = path.run.finish("ssr", reason)
 
 
-async def select_strategies(question: str, verifier: Verifier, params: ReasoningParams) -> tuple[
+async def select_strategies(question: str, verifier: Verifier, pool: StrategyPool, k: int) -> tuple[
         list[Strategy], StepOutput]:
     """SSR's Selective Parallel Module: one short greedy target call names the k strategies (padded with the
     pool's fallback when the reply names fewer)."""
-    k = params.ssr.k
-    pool = StrategyPool(params.ssr.pool or MATH_POOL)
     reply = await verifier.target_step(pool.selection_context(question, k),
                                        StepParams(2 * k + SELECTION_EXTRA_TOKENS, delimiter="\n"))
     return pool.parse_selection(reply.text, k), reply
@@ -136,10 +134,11 @@ async def run_ssr(question: str, drafter: Drafter, verifier: Verifier, params: R
     `samples` = k. A failed drafter degrades every path to target-only; target failures propagate.
     """
     t0 = time.perf_counter()
+    pool = StrategyPool(params.ssr.pool or MATH_POOL)
     if params.ssr.guided:
-        strategies, selection = await select_strategies(question, verifier, params)
+        strategies, selection = await select_strategies(question, verifier, pool, params.ssr.k)
     else:
-        strategies, selection = [StrategyPool(params.ssr.pool or MATH_POOL).fallback] * params.ssr.k, None
+        strategies, selection = [pool.fallback] * params.ssr.k, None
     selection_s = time.perf_counter() - t0
     paths = [_Path(s, ReasoningRun(question, params), sample=i) for i, s in enumerate(strategies)]
     rounds = _Rounds(drafter, verifier, params)
