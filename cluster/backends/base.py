@@ -1,11 +1,15 @@
-"""The ModelBackend ABC: batched step generation, next-token distributions, token counts, templating."""
+"""The ModelBackend ABC (batched step generation, next-token distributions, token counts, templating) and
+ChatTokenizerBackend, the part of it that the transformers and vLLM backends share."""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from cluster.backends.tokenizer import ChatTokenizer
+from cluster.errors import InvalidRequestError
 from cluster.reasoning.types import ChatMessage, FinishReason, mean_acceptance_length, token_acceptance_rate
 
 
@@ -197,3 +201,48 @@ class ModelBackend(abc.ABC):
 
     async def close(self) -> None:
         """Release the engine's resources. Default: nothing to release."""
+
+
+class ChatTokenizerBackend(ModelBackend):
+    """A ModelBackend that templates and counts with a ChatTokenizer and keeps its own counters.
+
+    Subclasses implement `_generate` (called with as many params as prompts), `next_token_distribution`,
+    and add to `_stats` and `_spec_stats` as they run.
+
+    Args:
+        tokenizer: the model's transformers tokenizer (with a chat template).
+        max_model_len: the context length in tokens.
+        speculative: whether the model speculates (then `_spec_stats` is kept).
+    """
+
+    def __init__(self, tokenizer: Any, max_model_len: int, *, speculative: bool) -> None:
+        self._chat = ChatTokenizer(tokenizer, max_model_len)
+        self._stats = BackendStats()
+        self._spec_stats = SpecDecodeStats() if speculative else None
+
+    @property
+    def max_model_len(self) -> int:
+        return self._chat.max_model_len
+
+    def render_chat(self, messages: Sequence[ChatMessage], assistant_prefix: str | None = None) -> str:
+        return self._chat.render(messages, assistant_prefix)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._chat.encode(text))
+
+    async def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Generation]:
+        if len(prompts) != len(params):
+            raise InvalidRequestError(f"{len(prompts)} prompts but {len(params)} sampling params")
+        return await self._generate(list(prompts), list(params))
+
+    @abc.abstractmethod
+    async def _generate(self, prompts: list[str], params: list[SamplingParams]) -> list[Generation]:
+        """`generate`, once `prompts` and `params` are checked to have the same length."""
+
+    def stats(self) -> BackendStats:
+        s = self._stats
+        return BackendStats(s.prompt_tokens, s.cached_tokens, s.generated_tokens, s.forward_calls,
+                            list(s.batch_sizes))
+
+    def spec_decode_stats(self) -> SpecDecodeStats | None:
+        return None if self._spec_stats is None else self._spec_stats.copy()

@@ -31,24 +31,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from cluster.backends.assistant import Assistant
-from cluster.backends.base import (
-    BackendStats,
-    ChatMessage,
-    Generation,
-    ModelBackend,
-    SamplingParams,
-    SpecDecodeStats,
-    TokenDistribution,
-)
+from cluster.backends.base import ChatTokenizerBackend, Generation, SamplingParams, SpecDecodeStats, TokenDistribution
 from cluster.backends.kv_cache import PrefixCache, extract_row, merge_left_padded
 from cluster.backends.sampling import sample_token, token_probs, verify_greedy, verify_sampled
-from cluster.backends.tokenizer import ChatTokenizer
-from cluster.errors import (
-    BackendError,
-    BackendUnavailableError,
-    InvalidRequestError,
-    SpecServeError,
-)
+from cluster.errors import BackendError, BackendUnavailableError, SpecServeError
 from cluster.reasoning.types import FinishReason
 
 if TYPE_CHECKING:
@@ -85,7 +71,7 @@ class _Row:
                           spec_accepted_tokens=self.spec.accepted_tokens)
 
 
-class HFBackend(ModelBackend):
+class HFBackend(ChatTokenizerBackend):
     """A transformers causal LM with prefix (KV) reuse across calls.
 
     Args:
@@ -97,7 +83,6 @@ class HFBackend(ModelBackend):
     def __init__(self, spec: ModelSpec, model_dir: Path) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-        self._spec = spec
         self._closed = False
         self._threads = spec.num_threads or len(os.sched_getaffinity(0))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hf-{Path(model_dir).name}",
@@ -105,16 +90,14 @@ class HFBackend(ModelBackend):
         torch.set_num_threads(self._threads)
         dtype = "auto" if spec.dtype == "auto" else getattr(torch, spec.dtype)
         self._tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        self._chat = ChatTokenizer(self._tokenizer, spec.max_model_len)
+        super().__init__(self._tokenizer, spec.max_model_len, speculative=spec.speculative is not None)
         self._model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, local_files_only=True).eval()
         config = self._model.config
         self._new_cache = lambda: DynamicCache(config=config)
         self._prefix = PrefixCache(spec.prefix_cache_entries, self._new_cache)
         self._eos_ids = self._collect_eos_ids()
         self._seed_gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
-        self._stats = BackendStats()
         self._assistant = None if spec.speculative is None else Assistant(spec, self._tokenizer, config.vocab_size)
-        self._spec_stats = None if self._assistant is None else SpecDecodeStats()
         logger.info("loaded %s (%s, %s) with eos ids %s", model_dir, spec.dtype, self._model.device,
                     sorted(self._eos_ids))
 
@@ -132,35 +115,15 @@ class HFBackend(ModelBackend):
 
     # ---- ModelBackend -------------------------------------------------------------------------------
 
-    @property
-    def max_model_len(self) -> int:
-        return self._spec.max_model_len
-
-    def render_chat(self, messages: Sequence[ChatMessage], assistant_prefix: str | None = None) -> str:
-        return self._chat.render(messages, assistant_prefix)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._chat.encode(text))
-
-    async def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Generation]:
-        if len(prompts) != len(params):
-            raise InvalidRequestError(f"{len(prompts)} prompts but {len(params)} sampling params")
+    async def _generate(self, prompts: list[str], params: list[SamplingParams]) -> list[Generation]:
         if not prompts:
             return []
-        return await self._run(self._generate_all, list(prompts), list(params))
+        return await self._run(self._generate_all, prompts, params)
 
     async def next_token_distribution(self, prompts: Sequence[str], top_k: int = 10) -> list[TokenDistribution]:
         if not prompts:
             return []
         return await self._run(self._distributions, list(prompts), top_k)
-
-    def stats(self) -> BackendStats:
-        s = self._stats
-        return BackendStats(s.prompt_tokens, s.cached_tokens, s.generated_tokens, s.forward_calls,
-                            list(s.batch_sizes))
-
-    def spec_decode_stats(self) -> SpecDecodeStats | None:
-        return None if self._spec_stats is None else self._spec_stats.copy()
 
     async def check_health(self) -> None:
         if self._closed:

@@ -24,16 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cluster.backends.base import (
-    BackendStats,
-    ChatMessage,
-    Generation,
-    ModelBackend,
-    SamplingParams,
-    SpecDecodeStats,
-    TokenDistribution,
-)
-from cluster.backends.tokenizer import ChatTokenizer
+from cluster.backends.base import ChatTokenizerBackend, Generation, SamplingParams, SpecDecodeStats, TokenDistribution
 from cluster.errors import BackendError, BackendUnavailableError, InvalidRequestError
 from cluster.reasoning.types import FinishReason
 
@@ -121,7 +112,7 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-class VLLMBackend(ModelBackend):
+class VLLMBackend(ChatTokenizerBackend):
     """A model served by a vLLM v1 AsyncLLM engine (prefix caching on; speculative decoding via engine_kwargs).
 
     Args:
@@ -132,6 +123,8 @@ class VLLMBackend(ModelBackend):
     e.g. `{"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 2}` or `{"model": <draft
     dir or name>, "num_speculative_tokens": 3}`. It is per engine (`SamplingParams.speculative` is
     ignored); its counters are in each Generation and, cumulative, in `spec_decode_stats()`.
+
+    `stats().forward_calls` counts engine requests (vLLM batches them into its own steps).
     """
 
     def __init__(self, spec: ModelSpec, model_dir: Path) -> None:
@@ -144,31 +137,17 @@ class VLLMBackend(ModelBackend):
         with _environment(env):
             self._engine: AsyncLLM | None = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
         self._tokenizer = self._engine.get_tokenizer()
-        self._max_model_len = self._engine.model_config.max_model_len
-        self._chat = ChatTokenizer(self._tokenizer, self._max_model_len)
+        super().__init__(self._tokenizer, self._engine.model_config.max_model_len,
+                         speculative=bool(kwargs.get("speculative_config")))
         self._max_logprobs = self._engine.model_config.max_logprobs
         self._ids = itertools.count()
         self._id_prefix = uuid.uuid4().hex[:8]
-        self._stats = BackendStats()
-        self._spec_stats = SpecDecodeStats() if kwargs.get("speculative_config") else None
 
     # ---- ModelBackend -------------------------------------------------------------------------------
 
-    @property
-    def max_model_len(self) -> int:
-        return self._max_model_len
-
-    def render_chat(self, messages: Sequence[ChatMessage], assistant_prefix: str | None = None) -> str:
-        return self._chat.render(messages, assistant_prefix)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._chat.encode(text))
-
-    async def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Generation]:
-        if len(prompts) != len(params):
-            raise InvalidRequestError(f"{len(prompts)} prompts but {len(params)} sampling params")
+    async def _generate(self, prompts: list[str], params: list[SamplingParams]) -> list[Generation]:
         all_ids = [self._chat.prompt_ids(p) for p in prompts]  # validate the whole batch before submitting
-        requests = [(ids, _vllm_sampling(max_tokens=min(p.max_tokens, self._max_model_len - len(ids)),
+        requests = [(ids, _vllm_sampling(max_tokens=min(p.max_tokens, self.max_model_len - len(ids)),
                                          temperature=p.temperature, top_p=p.top_p, stop=list(p.stop) or None,
                                          seed=p.seed))
                     for ids, p in zip(all_ids, params, strict=True)]
@@ -181,15 +160,6 @@ class VLLMBackend(ModelBackend):
         sp = _vllm_sampling(max_tokens=1, temperature=0.0, logprobs=top_k)
         outs = await self._submit([(self._chat.prompt_ids(p), sp) for p in prompts])
         return [self._distribution(o, top_k) for o in outs]
-
-    def stats(self) -> BackendStats:
-        """Cumulative counters; `forward_calls` counts engine requests (vLLM batches them into its own steps)."""
-        s = self._stats
-        return BackendStats(s.prompt_tokens, s.cached_tokens, s.generated_tokens, s.forward_calls,
-                            list(s.batch_sizes))
-
-    def spec_decode_stats(self) -> SpecDecodeStats | None:
-        return None if self._spec_stats is None else self._spec_stats.copy()
 
     async def check_health(self) -> None:
         engine = self._live_engine()
