@@ -30,10 +30,10 @@ import httpx
 import ray
 from ray import serve
 
+from benchmarks.local_app import free_port, kill_replica, tiny_app_config, wait_for
+from benchmarks.tiny_models import build_tiny_pair
 from cluster.config.schema import AppArgs
 from deployments.app import build_app
-from tests.integration.conftest import free_port, kill_replica, tiny_app_config, wait_for
-from tests.tiny_models import build_tiny_pair
 
 APP = "specserve-reliability"
 QUESTION = "Tom has 3 boxes with 14 pens each. How many pens does he have?"
@@ -185,7 +185,8 @@ def main() -> None:
     try:
         serve.run(build_app(AppArgs.model_validate(cfg)), name=APP, route_prefix="/")
         _ready(url)
-        summary: dict[str, Any] = {"machine": "2 CPU cores, no GPU", "models": "tiny random pair (tests/tiny_models)"}
+        summary: dict[str, Any] = {"machine": "2 CPU cores, no GPU",
+                                   "models": "tiny random pair (benchmarks/tiny_models)"}
         if "overload" in args.scenarios:
             summary["overload"] = overload_vs_unloaded(url, args.requests, args.admitted)
         if "drafter_kill" in args.scenarios:

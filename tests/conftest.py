@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_models import build_tiny_pair
+from benchmarks.tiny_models import build_tiny_pair
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,9 @@ from ray.serve import RunTarget
 from ray.util import placement_group_table
 from ray.util.state import list_actors
 
+from benchmarks.local_app import free_port
 from deployments.app import build_app
 from deployments.launcher import wait_until_running
-from tests.integration.conftest import free_port
 
 NODES: dict[str, dict[str, Any]] = {
     "head": {"num_cpus": 0, "num_gpus": 0},  # runs no work, like the KubeRay head (num-cpus "0")

@@ -15,10 +15,11 @@ import pytest
 import ray
 from ray import serve
 
+from benchmarks.local_app import tiny_app_config
 from cluster.client import GRPC_SCHEME, SpecServeClient, SpecServeHTTPError, SpecServeRPCError
 from deployments.app import build_app
 from deployments.auth import ApiKeyAuth, AuthenticationError
-from tests.integration.conftest import NO_ACCESS_LOG, TEST_API_KEY, TEST_API_KEY_ENV, tiny_app_config
+from tests.integration.conftest import NO_ACCESS_LOG, TEST_API_KEY, TEST_API_KEY_ENV
 
 pytestmark = pytest.mark.integration
 

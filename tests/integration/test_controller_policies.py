@@ -13,8 +13,9 @@ import httpx
 import pytest
 from ray import serve
 
+from benchmarks.local_app import kill_replica, tiny_app_config, wait_for
 from deployments.app import build_app
-from tests.integration.conftest import NO_ACCESS_LOG, kill_replica, tiny_app_config, wait_for
+from tests.integration.conftest import NO_ACCESS_LOG
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ import time
 import pytest
 from ray import serve
 
-from tests.integration.conftest import run_tiny_app, tiny_app_config
+from benchmarks.local_app import tiny_app_config
+from tests.integration.conftest import run_tiny_app
 from tests.integration.faulty_backends import FAIL_MARKER, SLOW_MARKER, SLOW_S, failing_backend, faulty_target
 
 pytestmark = pytest.mark.integration

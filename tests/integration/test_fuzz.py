@@ -17,13 +17,8 @@ from ray import serve
 from ray.serve.context import _get_global_client
 
 from benchmarks import fuzz
-from tests.integration.conftest import (
-    TEST_API_KEY,
-    TEST_API_KEY_ENV,
-    run_tiny_app,
-    tiny_app_config,
-    wait_for_grpc_route,
-)
+from benchmarks.local_app import tiny_app_config
+from tests.integration.conftest import TEST_API_KEY, TEST_API_KEY_ENV, run_tiny_app, wait_for_grpc_route
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

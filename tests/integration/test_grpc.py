@@ -18,6 +18,7 @@ from google.protobuf import descriptor_pool, json_format, message_factory
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from ray import serve
 
+from benchmarks.local_app import tiny_app_config
 from cluster import cli
 from cluster.client import GRPC_SCHEME, SpecServeClient, SpecServeRPCError
 from cluster.config.schema import AppArgs
@@ -27,7 +28,7 @@ from cluster.grpc import specserve_pb2 as pb
 from cluster.grpc import specserve_pb2_grpc as pb_grpc
 from cluster.grpc.convert import message_dict
 from deployments.launcher import grpc_options, urls
-from tests.integration.conftest import run_tiny_app, tiny_app_config, wait_for_grpc_route
+from tests.integration.conftest import run_tiny_app, wait_for_grpc_route
 from tests.integration.faulty_backends import FAIL_MARKER, SLOW_MARKER, SLOW_S, faulty_target
 
 pytestmark = pytest.mark.integration

@@ -18,9 +18,10 @@ from ray import serve
 from ray.serve.context import _get_global_client
 from ray.serve.schema import ServeDeploySchema
 
+from benchmarks.local_app import tiny_app_config
 from cluster.client import SpecServeClient, SpecServeHTTPError
 from deployments.launcher import wait_until_running
-from tests.integration.conftest import NO_ACCESS_LOG, tiny_app_config
+from tests.integration.conftest import NO_ACCESS_LOG
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,12 @@ import httpx
 import pytest
 from ray import serve
 
+from benchmarks.local_app import tiny_app_config
 from cluster.config.schema import EmbeddingVerifierConfig
 from cluster.errors import InvalidRequestError
 from deployments.app import build_app
 from deployments.embedder import EmbedderDeployment
-from tests.integration.conftest import NO_ACCESS_LOG, tiny_app_config
+from tests.integration.conftest import NO_ACCESS_LOG
 
 pytestmark = pytest.mark.integration
 

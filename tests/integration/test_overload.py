@@ -18,9 +18,10 @@ import httpx
 import pytest
 from ray import serve
 
+from benchmarks.local_app import tiny_app_config, wait_for
 from cluster.grpc import specserve_pb2 as pb
 from cluster.grpc import specserve_pb2_grpc as pb_grpc
-from tests.integration.conftest import run_tiny_app, tiny_app_config, wait_for, wait_for_grpc_route
+from tests.integration.conftest import run_tiny_app, wait_for_grpc_route
 from tests.integration.faulty_backends import SLOW_MARKER, SLOW_S, faulty_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

@@ -14,10 +14,11 @@ import sys
 
 import pytest
 
+from benchmarks.local_app import tiny_app_config
 from cluster.config.loader import load_config, load_raw
 from cluster.constants import API_KEY_ENV
 from deployments.app import deployment_options
-from tests.integration.conftest import REPO_ROOT, tiny_app_config
+from tests.integration.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

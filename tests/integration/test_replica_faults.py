@@ -17,12 +17,8 @@ import pytest
 import ray
 from ray import serve
 
-from tests.integration.conftest import (
-    kill_replica,
-    run_tiny_app,
-    tiny_app_config,
-    wait_for,
-)
+from benchmarks.local_app import kill_replica, tiny_app_config, wait_for
+from tests.integration.conftest import run_tiny_app
 from tests.integration.faulty_backends import SLOW_MARKER, WEDGE_MARKER, faulty_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

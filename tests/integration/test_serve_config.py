@@ -21,12 +21,13 @@ import yaml
 from ray.serve import Application
 from ray.serve.schema import ServeDeploySchema
 
+from benchmarks.local_app import free_port, tiny_app_config
 from cluster.config.loader import load_config
 from cluster.config.schema import AppArgs
 from cluster.errors import ConfigError
 from deployments.app import build_app, deployment_options
 from deployments.launcher import check_resources, required_resources
-from tests.integration.conftest import REPO_ROOT, free_port, tiny_app_config
+from tests.integration.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

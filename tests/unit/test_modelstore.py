@@ -312,7 +312,7 @@ def _write_gguf(hf_dir: Path, out_file: Path) -> Path:
     import numpy as np
     from safetensors.numpy import load_file
 
-    from tests.tiny_models import CHAT_TEMPLATE
+    from benchmarks.tiny_models import CHAT_TEMPLATE
 
     cfg = json.loads((hf_dir / "config.json").read_text())
     tok = json.loads((hf_dir / "tokenizer.json").read_text())

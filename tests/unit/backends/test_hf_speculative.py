@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.tiny_models import build_tiny_model
 from cluster.backends.base import ChatMessage, SamplingParams
 from cluster.backends.hf import HFBackend
 from cluster.backends.roles import BackendDrafter, BackendVerifier
@@ -15,7 +16,6 @@ from cluster.config.schema import ModelSpec, ReasoningParams
 from cluster.errors import ConfigError
 from cluster.reasoning.methods.baseline import run_target
 from cluster.reasoning.types import FinishReason
-from tests.tiny_models import build_tiny_model
 from tests.unit.backends.test_hf import QUESTION, STEPS, reference_greedy
 
 MAX_MODEL_LEN = 256

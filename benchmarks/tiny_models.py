@@ -1,4 +1,4 @@
-"""Tiny random Qwen2-style models for tests, built offline in about a second.
+"""Tiny random Qwen2-style models for the tests and the local benchmarks, built offline in about a second.
 
 A draft/target pair shares one tokenizer (a byte-level BPE trained on a small built-in corpus, with
 ChatML special tokens and a Qwen2.5-style chat template); the weights are random, seeded, so a given

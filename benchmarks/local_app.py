@@ -1,0 +1,66 @@
+"""A throwaway local app for the reliability benchmark and the integration tests: a free port, the tiny-model app
+configuration, polling until a condition holds, killing a replica."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_app_config(dirs: Any, app_name: str, **server: Any) -> dict[str, Any]:
+    """AppArgs (as a dict) serving the tiny random pair (`dirs.draft`, `dirs.target`: see tiny_models) with small
+    step and token caps; `server` overrides server fields."""
+    def model(path: Path) -> dict[str, Any]:
+        return {"path": str(path), "backend": "transformers", "dtype": "float32", "max_model_len": 512,
+                "num_threads": 1, "prefix_cache_entries": 4}
+
+    small = {"num_cpus": 0.1, "max_ongoing_requests": 64}
+    return {
+        "draft": model(dirs.draft),
+        "target": model(dirs.target),
+        "reasoning": {"method": "specreason", "threshold": 5.0, "max_step_tokens": 6, "max_total_tokens": 40,
+                      "max_steps": 4, "seed": 0},
+        "deployments": {
+            "drafter": {"num_cpus": 0.5, "max_ongoing_requests": 32},
+            "verifier": {"num_cpus": 0.5, "max_ongoing_requests": 32, "max_batch_size": 16,
+                         "batch_wait_timeout_s": 0.05},
+            "controller": small,
+            "ingress": small,
+        },
+        "server": {"app_name": app_name, "served_model_name": "specserve-tiny", "limits": {"prompt_chars": 4000},
+                   "call_timeout_s": 30.0, "request_timeout_s": 60.0, **server},
+    }
+
+
+def wait_for(get: Callable[[], Any], ok: Callable[[Any], bool], timeout_s: float = 60) -> Any:
+    """Poll `get()` every 0.5 s until `ok(value)`; assert it held before `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not ok(value := get()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ok(value), value
+    return value
+
+
+def kill_replica(app: str, deployment: str) -> str:
+    """Kill the (first) replica actor of `deployment` in `app` for good (as a lost node would; Ray does not restart
+    it); Serve's controller starts a new replica.
+
+    Returns:
+        The killed actor's name.
+    """
+    import ray
+
+    name = next(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                if a["name"].startswith("SERVE_REPLICA::") and f"{app}#{deployment}#" in a["name"])
+    ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
+    return name
