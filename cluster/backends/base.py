@@ -124,9 +124,21 @@ class SpecDecodeStats:
         self.num_drafts += sum(histogram)
         self.draft_tokens += draft_tokens
 
+    def observe_positions(self, num_drafts: int, draft_tokens: int, accepted_per_pos: Sequence[int]) -> None:
+        """Add counts in vLLM's per-iteration form: `accepted_per_pos[i]` rounds accepted at least i + 1 tokens."""
+        at_least = [num_drafts, *accepted_per_pos, 0]
+        self.observe_request([at_least[j] - at_least[j + 1] for j in range(len(at_least) - 1)], draft_tokens)
+
     def observe_round(self, draft_tokens: int, accepted: int) -> None:
         """Add one verification round that accepted `accepted` of `draft_tokens` drafted tokens."""
         self.observe_request([0] * accepted + [1], draft_tokens)
+
+    def since(self, earlier: SpecDecodeStats) -> SpecDecodeStats:
+        """The counts added after `earlier` (a copy of these counters taken before)."""
+        hist = [n - (earlier.accepted_histogram[j] if j < len(earlier.accepted_histogram) else 0)
+                for j, n in enumerate(self.accepted_histogram)]
+        return SpecDecodeStats(self.num_drafts - earlier.num_drafts, self.draft_tokens - earlier.draft_tokens,
+                               self.accepted_tokens - earlier.accepted_tokens, hist)
 
     def copy(self) -> SpecDecodeStats:
         return SpecDecodeStats(self.num_drafts, self.draft_tokens, self.accepted_tokens,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cluster.backends.base import ChatTokenizerBackend, Generation, SamplingParams, SpecDecodeStats, TokenDistribution
+from cluster.backends.vllm_spec_stats import CallWindow, SpecDecodeCounter, share_out
 from cluster.errors import BackendError, BackendUnavailableError, InvalidRequestError
 from cluster.reasoning.types import FinishReason
 
@@ -66,6 +67,7 @@ def engine_settings(spec: ModelSpec, model_dir: Path, *, on_cpu: bool) -> tuple[
     if isinstance(spec_cfg, Mapping):
         user["speculative_config"] = _resolve_draft(dict(spec_cfg))
         kwargs["per_request_spec_decode_metrics"] = "summary"
+        kwargs["disable_log_stats"] = False  # the scheduler counts verification rounds only with stats on
     if on_cpu:
         kwargs["enforce_eager"] = True
         if "VLLM_CPU_KVCACHE_SPACE" not in os.environ and not {"kv_cache_memory_bytes",
@@ -122,7 +124,9 @@ class VLLMBackend(ChatTokenizerBackend):
     Token-level speculation: `spec.speculative` (a draft model), or `engine_kwargs["speculative_config"]`,
     e.g. `{"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 2}` or `{"model": <draft
     dir or name>, "num_speculative_tokens": 3}`. It is per engine (`SamplingParams.speculative` is
-    ignored); its counters are in each Generation and, cumulative, in `spec_decode_stats()`.
+    ignored). Its counters, cumulative in `spec_decode_stats()`, are the engine scheduler's (every verification
+    round); a generation gets its share of them when its call had the engine to itself, and otherwise vLLM's
+    per-request counts, which miss the rounds of a request cut by a stop string (see `vllm_spec_stats`).
 
     `stats().forward_calls` counts engine requests (vLLM batches them into its own steps).
     """
@@ -134,11 +138,16 @@ class VLLMBackend(ChatTokenizerBackend):
 
         kwargs, env = engine_settings(spec, Path(model_dir), on_cpu=current_platform.is_cpu())
         logger.info("starting vLLM engine for %s with %s (env %s)", model_dir, kwargs, env)
+        speculative = bool(kwargs.get("speculative_config"))
+        counter = SpecDecodeCounter() if speculative else None
         with _environment(env):
-            self._engine: AsyncLLM | None = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+            self._engine: AsyncLLM | None = AsyncLLM.from_engine_args(
+                AsyncEngineArgs(**kwargs), stat_loggers=[counter] if counter is not None else None)
         self._tokenizer = self._engine.get_tokenizer()
-        super().__init__(self._tokenizer, self._engine.model_config.max_model_len,
-                         speculative=bool(kwargs.get("speculative_config")))
+        super().__init__(self._tokenizer, self._engine.model_config.max_model_len, speculative=speculative)
+        if counter is not None:
+            self._spec_stats = counter.stats
+        self._window = CallWindow()
         self._max_logprobs = self._engine.model_config.max_logprobs
         self._ids = itertools.count()
         self._id_prefix = uuid.uuid4().hex[:8]
@@ -151,14 +160,15 @@ class VLLMBackend(ChatTokenizerBackend):
                                          temperature=p.temperature, top_p=p.top_p, stop=list(p.stop) or None,
                                          seed=p.seed))
                     for ids, p in zip(all_ids, params, strict=True)]
-        outs = await self._submit(requests)
-        return [self._generation(o) for o in outs]
+        outs, counts = await self._submit(requests)
+        gens = [self._generation(o) for o in outs]
+        return gens if counts is None else share_out(gens, counts)
 
     async def next_token_distribution(self, prompts: Sequence[str], top_k: int = 10) -> list[TokenDistribution]:
         if not 0 < top_k <= self._max_logprobs:
             raise InvalidRequestError(f"top_k must be in 1..{self._max_logprobs}, got {top_k}", field="top_k")
         sp = _vllm_sampling(max_tokens=1, temperature=0.0, logprobs=top_k)
-        outs = await self._submit([(self._chat.prompt_ids(p), sp) for p in prompts])
+        outs, _ = await self._submit([(self._chat.prompt_ids(p), sp) for p in prompts])
         return [self._distribution(o, top_k) for o in outs]
 
     async def check_health(self) -> None:
@@ -188,14 +198,23 @@ class VLLMBackend(ChatTokenizerBackend):
             raise BackendUnavailableError("backend is closed")
         return self._engine
 
-    async def _submit(self, requests: list[tuple[list[int], Any]]) -> list[RequestOutput]:
-        """Run every (token ids, vLLM sampling params) request concurrently; the first failure cancels the rest."""
+    async def _submit(self, requests: list[tuple[list[int], Any]]
+                      ) -> tuple[list[RequestOutput], SpecDecodeStats | None]:
+        """Run every (token ids, vLLM sampling params) request concurrently; the first failure cancels the rest.
+
+        Returns:
+            the outputs, and the engine's spec-decode counts of the call when it had the engine to itself
+            (None without token-level speculation or when other calls overlapped it).
+        """
         engine = self._live_engine()
         self._stats.batch_sizes.append(len(requests))
+        before = None if self._spec_stats is None else self._spec_stats.copy()
+        token = self._window.open()
         tasks = [asyncio.ensure_future(self._one(engine, ids, sp)) for ids, sp in requests]
         try:
-            return list(await asyncio.gather(*tasks))
+            outs = list(await asyncio.gather(*tasks))
         except BaseException as e:
+            self._window.close(token)
             for t in tasks:
                 t.cancel()  # aborts the request inside vLLM
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -206,6 +225,8 @@ class VLLMBackend(ChatTokenizerBackend):
             if isinstance(e, EngineDeadError):
                 raise BackendUnavailableError(f"vLLM engine died: {e}") from e
             raise BackendError(f"vLLM request failed: {type(e).__name__}: {e}") from e
+        alone = self._window.close(token)
+        return outs, (self._spec_stats.since(before) if alone and before is not None else None)
 
     async def _one(self, engine, ids: list[int], sp) -> RequestOutput:
         from vllm.inputs import tokens_input
@@ -225,9 +246,6 @@ class VLLMBackend(ChatTokenizerBackend):
         self._stats.prompt_tokens += len(out.prompt_token_ids or ())
         self._stats.cached_tokens += out.num_cached_tokens or 0
         self._stats.generated_tokens += len(completion.token_ids)
-        metrics = getattr(completion, "spec_decode_metrics", None)  # set with per_request_spec_decode_metrics
-        if self._spec_stats is not None and metrics is not None:
-            self._spec_stats.observe_request(metrics.histogram, metrics.num_draft_tokens)
 
     @staticmethod
     def _generation(out: RequestOutput) -> Generation:
@@ -238,7 +256,7 @@ class VLLMBackend(ChatTokenizerBackend):
             reason = FinishReason.STOP
         else:  # stop_reason None (EOS) or an int (a stop token id)
             reason = FinishReason.EOS
-        spec = SpecDecodeStats()
+        spec = SpecDecodeStats()  # vLLM's per-request counts (none for a request cut by a stop string)
         if (metrics := getattr(completion, "spec_decode_metrics", None)) is not None:
             spec.observe_request(metrics.histogram, metrics.num_draft_tokens)
         return Generation(text=completion.text, num_tokens=len(completion.token_ids), finish_reason=reason,

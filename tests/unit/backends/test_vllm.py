@@ -262,8 +262,26 @@ async def test_ngram_speculative_decoding_keeps_greedy_output(backend, tiny_mode
         assert sum(g.spec_draft_tokens for g in got) == stats.draft_tokens
         assert sum(g.spec_accepted_tokens for g in got) == stats.accepted_tokens
         assert all(w.spec_rounds == 0 for w in want)
+        await stop_string_counts_every_round(speculative, texts)
     finally:
         await speculative.close()
+
+
+async def stop_string_counts_every_round(speculative, texts: list[str]) -> None:
+    """A step cut by a stop string (the frontend aborts it in the engine, so vLLM's per-request counts never
+    arrive) still gets every verification round of its call: the engine scheduler's counts."""
+    singles = [await greedy(speculative, t, 48) for t in texts]
+    text, full = max(zip(texts, singles, strict=True), key=lambda p: p[1].spec_rounds)
+    assert full.spec_rounds > 0
+    stop = next(s for i in range(len(full.text) // 2, len(full.text) - 4)
+                if full.text.count(s := full.text[i:i + 4]) == 1 and REPLACEMENT not in s)
+    before = speculative.spec_decode_stats()
+    cut = await greedy(speculative, text, 48, stop=(stop,))
+    counts = speculative.spec_decode_stats().since(before)
+    assert cut.finish_reason is FinishReason.STOP and cut.num_tokens < full.num_tokens
+    assert (cut.spec_rounds, cut.spec_draft_tokens, cut.spec_accepted_tokens) == (
+        counts.num_drafts, counts.draft_tokens, counts.accepted_tokens)
+    assert cut.spec_rounds > 0
 
 
 @pytest.mark.slow
