@@ -36,6 +36,7 @@ class ProblemRecord:
         started_s: start of the request, seconds after the benchmark started.
         error: "<ExceptionType>: message" for a failed request, else None.
         method / stop_reason / text: from the result.
+        arm: the controller's bandit arm the request ran with (served, with arms configured), else None.
         stats: the engine's ReasoningStats (None for a failed request).
         steps: the step trace.
     """
@@ -52,6 +53,7 @@ class ProblemRecord:
     started_s: float
     error: str | None = None
     method: str | None = None
+    arm: str | None = None
     stop_reason: str | None = None
     text: str | None = None
     stats: ReasoningStats | None = None
@@ -75,7 +77,7 @@ class ProblemRecord:
             question=data.get("question", ""), expected=str(data["expected"]), predicted=data.get("predicted"),
             correct=bool(data["correct"]), latency_s=float(data["latency_s"]), seq=int(data.get("seq", 0)),
             started_s=float(data.get("started_s", 0.0)), error=data.get("error"), method=data.get("method"),
-            stop_reason=data.get("stop_reason"), text=data.get("text"),
+            arm=data.get("arm"), stop_reason=data.get("stop_reason"), text=data.get("text"),
             stats=None if stats is None else stats_from_json(stats),
             steps=tuple(step_from_json(s) for s in data.get("steps") or ()),
         )

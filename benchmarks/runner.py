@@ -60,8 +60,8 @@ def _to_record(job: Job, result: dict[str, Any], latency: float, started: float)
         run=job.run.name, knobs=job.run.knobs, problem_id=job.problem.id, question=job.problem.question,
         expected=job.problem.answer, predicted=answer, correct=answers_match(answer, job.problem.answer),
         latency_s=latency, seq=job.seq, started_s=started, method=result.get("method"),
-        stop_reason=result.get("stop_reason"), text=result.get("text"), stats=stats_from_json(result["stats"]),
-        steps=tuple(step_from_json(s) for s in result.get("steps") or ()),
+        arm=result.get("arm"), stop_reason=result.get("stop_reason"), text=result.get("text"),
+        stats=stats_from_json(result["stats"]), steps=tuple(step_from_json(s) for s in result.get("steps") or ()),
     )
 
 

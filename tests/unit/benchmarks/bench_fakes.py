@@ -100,14 +100,17 @@ class FakeEngine:
 
 
 class FakeClient:
-    """A scripted served client: `reason(question, **knobs)` returns FakeEngine's result as a dict."""
+    """A scripted served client: `reason(question, **knobs)` returns FakeEngine's result as a dict, with the
+    arm a bandit would have chosen (`ARM`)."""
+
+    ARM = "no-spec"
 
     def __init__(self, app: AppArgs, answers: dict[str, str]) -> None:
         self.engine = FakeEngine(app, answers)
         self.closed = False
 
     def reason(self, question: str, **knobs: Any) -> dict[str, Any]:
-        return asyncio.run(self.engine.reason(question, knobs)).to_dict()
+        return {**asyncio.run(self.engine.reason(question, knobs)).to_dict(), "arm": self.ARM}
 
     def stats(self) -> dict[str, Any]:
         return {"defaults": self.engine.app.reasoning.model_dump(mode="json"), "requests": len(self.engine.calls)}

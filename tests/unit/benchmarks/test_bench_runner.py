@@ -120,6 +120,7 @@ def test_served_mode_sends_requests_through_the_client(tmp_path, answers):
     records = read_records(out.run_dir)
     assert (len(records), out.errors) == (6, 0)
     assert sorted(r.seq for r in records) == list(range(6))
+    assert {r.arm for r in records} == {FakeClient.ARM}  # the server's arm choice is kept with each record
     assert 1 <= len(clients) <= 2 and all(c.closed for c in clients)
     (engine,) = read_meta(out.run_dir)["engines"]
     assert engine["served"] is True
