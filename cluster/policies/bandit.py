@@ -72,6 +72,11 @@ class BanditPolicy(abc.ABC):
         self._t += 1
         return self.leader() != before
 
+    def rescale_rewards(self, factor: float) -> None:
+        """Multiply every reward received so far by `factor` (the reward scale grew): the means become what
+        they would be had every reward been normalised on the new scale."""
+        self._reward_sum = [r * factor for r in self._reward_sum]
+
     def index(self, arm: Arm | str) -> int:
         """Position of `arm` (an Arm or its name). Raises ValueError for an unknown arm."""
         name = arm.name if isinstance(arm, Arm) else arm
@@ -161,6 +166,7 @@ class EXP3(BanditPolicy):
 
     `update` weights the loss by the arm's probability at update time, which is its probability at
     selection time when updates arrive in order; interleaved asynchronous updates make this approximate.
+    The loss estimates keep the reward scale they were observed on (`rescale_rewards` moves the means only).
     The RNG is injected and part of the checkpointed state.
     """
 

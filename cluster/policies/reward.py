@@ -21,9 +21,9 @@ class ThroughputReward:
 
     `ref` is the throughput worth reward 1. Fixed (`ref_tokens_per_s`): set it at or above the fastest
     arm's usual throughput so clipping is rare (clipping hides differences between arms above `ref`).
-    Auto (`ref_tokens_per_s=None`): `ref` is the highest throughput seen so far, so no tuning is needed;
-    the scale only grows, which makes rewards observed before a new maximum slightly too high — the bias
-    fades as the maximum settles. The auto scale is state: checkpoint it with the policy.
+    Auto (`ref_tokens_per_s=None`): `ref` is the highest throughput seen so far, so no tuning is needed and
+    nothing is clipped; when it grows, the controller's state rescales the rewards already given (otherwise
+    the first pull would score 1 whatever its speed). The auto scale is state: checkpoint it with the policy.
     """
 
     def __init__(self, ref_tokens_per_s: float | None = None) -> None:

@@ -64,7 +64,10 @@ class PolicyState:
         """
         if self.bandit is None or result.stats.wall_time_s <= 0:
             return None
+        scale = self.reward.ref
         reward = self.reward.reward(target_equivalent_tokens(result), result.stats.wall_time_s)
+        if 0 < scale < self.reward.ref:  # an auto scale grew: earlier rewards were too high on the new one
+            self.bandit.rescale_rewards(scale / self.reward.ref)
         if self.bandit.update(arm, reward):
             logger.info("bandit leader is now %s", self.bandit.leader().name)
         self._dirty = True

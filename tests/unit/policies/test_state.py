@@ -37,6 +37,16 @@ def test_checkpoint_restores_pulls_rewards_and_prior(tmp_path, algorithm):
     assert sum(s.pulls for s in again.arm_stats().values()) == 4
 
 
+def test_a_growing_auto_scale_rescales_earlier_rewards(tmp_path):
+    """The first pull sets the auto scale; a 3× faster arm later must not leave it scored 1 as well."""
+    state = PolicyState(config(tmp_path))
+    assert state.observe("slow", result(20, 10.0)) == 1.0  # 2 tokens/s: the whole scale so far
+    assert state.observe("fast", result(60, 10.0)) == 1.0  # 6 tokens/s: the new scale
+    stats = state.arm_stats()
+    assert stats["slow"].mean_reward == pytest.approx(1 / 3) and stats["fast"].mean_reward == 1.0
+    assert state.bandit.leader().name == "fast"
+
+
 def test_without_a_bandit_nothing_is_chosen_and_no_prior_without_online(tmp_path):
     state = PolicyState(ControllerConfig(optscale={"prior": "none"}))
     assert state.choose() is None and state.score_prior() is None and not state.maybe_save(force=True)
