@@ -168,7 +168,7 @@ class VLLMBackend(ChatTokenizerBackend):
         if not 0 < top_k <= self._max_logprobs:
             raise InvalidRequestError(f"top_k must be in 1..{self._max_logprobs}, got {top_k}", field="top_k")
         sp = _vllm_sampling(max_tokens=1, temperature=0.0, logprobs=top_k)
-        outs, _ = await self._submit([(self._chat.prompt_ids(p), sp) for p in prompts])
+        outs, _ = await self._submit([(self._chat.prompt_ids(p), sp) for p in prompts], count_spec=False)
         return [self._distribution(o, top_k) for o in outs]
 
     async def check_health(self) -> None:
@@ -198,17 +198,21 @@ class VLLMBackend(ChatTokenizerBackend):
             raise BackendUnavailableError("backend is closed")
         return self._engine
 
-    async def _submit(self, requests: list[tuple[list[int], Any]]
+    async def _submit(self, requests: list[tuple[list[int], Any]], *, count_spec: bool = True
                       ) -> tuple[list[RequestOutput], SpecDecodeStats | None]:
         """Run every (token ids, vLLM sampling params) request concurrently; the first failure cancels the rest.
 
+        Every call opens the engine's call window (so overlapping calls know they overlapped); only a call that
+        `count_spec`s snapshots the spec-decode counters.
+
         Returns:
             the outputs, and the engine's spec-decode counts of the call when it had the engine to itself
-            (None without token-level speculation or when other calls overlapped it).
+            (None without token-level speculation, for a call that does not count, or when other calls
+            overlapped it).
         """
         engine = self._live_engine()
         self._stats.batch_sizes.append(len(requests))
-        before = None if self._spec_stats is None else self._spec_stats.copy()
+        before = self._spec_stats.copy() if count_spec and self._spec_stats is not None else None
         token = self._window.open()
         tasks = [asyncio.ensure_future(self._one(engine, ids, sp)) for ids, sp in requests]
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
     from cluster.config.schema import ReasoningParams
 
+logger = logging.getLogger(__name__)
+
 StepCallback = Callable[[StepRecord], Awaitable[None]]
 # Temperatures below this generate greedily (vLLM's _SAMPLING_EPS): logits divided by a subnormal
 # temperature overflow to inf, and sampling from the NaN probabilities fails the request.
@@ -44,6 +47,7 @@ class ReasoningRun:
         self.params = params
         self.records: list[StepRecord] = []
         self.stats = ReasoningStats()
+        self.arm: str | None = None  # the bandit arm of the round in progress (recorded on its steps)
         self._on_step = on_step
         self._tokens_used = 0
         self._t0 = time.perf_counter()
@@ -51,6 +55,23 @@ class ReasoningRun:
     @property
     def context(self) -> StepContext:
         return StepContext(self.question, tuple(r.text for r in self.records))
+
+    @property
+    def degraded(self) -> bool:
+        """The drafter failed earlier in the run: the target writes the rest."""
+        return self.stats.degraded_reason is not None
+
+    @property
+    def target_writes_next(self) -> bool:
+        """The target writes the next step without a draft: one of the first `first_n_target_steps`, or degraded."""
+        return len(self.records) < self.params.first_n_target_steps or self.degraded
+
+    def degrade(self, error: Exception) -> None:
+        """The drafter failed: the rest of the run is target-only (`stats.degraded_reason`, and every target step
+        from now on counts in `stats.degraded_steps`)."""
+        if not self.degraded:
+            logger.warning("drafter failed (%s); continuing target-only", error)
+            self.stats.degraded_reason = f"drafter failed: {error}"
 
     def step_params(self) -> StepParams:
         """Generation settings of the next step: the step cap, clipped to the remaining budget; greedy below
@@ -75,7 +96,8 @@ class ReasoningRun:
     async def add(self, output: StepOutput, author: Author, outcome: StepOutcome, *,
                   score: float | None = None, draft_text: str | None = None) -> StopReason | None:
         """Append a step and report it; return why the run stops now, or None to go on."""
-        record = StepRecord(len(self.records), output.text, author, outcome, score, draft_text, output.num_tokens)
+        record = StepRecord(len(self.records), output.text, author, outcome, score, draft_text, output.num_tokens,
+                            self.arm)
         self.records.append(record)
         self._tokens_used += output.num_tokens
         self.stats.spec_rounds += output.spec_rounds
@@ -84,6 +106,8 @@ class ReasoningRun:
         if author is Author.TARGET:
             self.stats.target_steps += 1
             self.stats.target_tokens += output.num_tokens
+            if outcome is StepOutcome.TARGET and self.degraded:
+                self.stats.degraded_steps += 1
         else:
             self.stats.draft_tokens += output.num_tokens
         if self._on_step is not None:

@@ -6,7 +6,15 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from cluster.reasoning.run import ReasoningRun, StepCallback
-from cluster.reasoning.types import Author, ReasoningResult, StepContext, StepOutcome, StepOutput, StepParams
+from cluster.reasoning.types import (
+    Author,
+    ReasoningResult,
+    StepContext,
+    StepOutcome,
+    StepOutput,
+    StepParams,
+    StopReason,
+)
 
 if TYPE_CHECKING:
     from cluster.config.schema import ReasoningParams
@@ -15,16 +23,20 @@ if TYPE_CHECKING:
 WriteStep = Callable[[StepContext, StepParams], Awaitable[StepOutput]]
 
 
+async def single_model_round(run: ReasoningRun, write: WriteStep, author: Author) -> StopReason | None:
+    """One step written by one model, unjudged; returns why the run stops, or None."""
+    with run.timed(author.value):
+        out = await write(run.context, run.step_params())
+    return await run.add(out, author, StepOutcome.TARGET if author is Author.TARGET else StepOutcome.DRAFT)
+
+
 async def _single_model(name: str, write: WriteStep, author: Author, question: str, params: ReasoningParams,
                         on_step: StepCallback | None) -> ReasoningResult:
     """One model writes every step; the stopping rules of ReasoningRun end the loop."""
     run = ReasoningRun(question, params, on_step)
-    outcome = StepOutcome.TARGET if author is Author.TARGET else StepOutcome.DRAFT
-    while True:
-        with run.timed(author.value):
-            out = await write(run.context, run.step_params())
-        if (reason := await run.add(out, author, outcome)) is not None:
-            return run.finish(name, reason)
+    while (reason := await single_model_round(run, write, author)) is None:
+        pass
+    return run.finish(name, reason)
 
 
 async def run_target(question: str, drafter: Drafter, verifier: Verifier, params: ReasoningParams,

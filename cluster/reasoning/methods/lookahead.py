@@ -236,6 +236,25 @@ class _AsyncTree:
             logger.debug("cancelled %d speculative tasks", len(pending))
 
 
+async def lookahead_round(run: ReasoningRun, drafter: Drafter, verifier: Verifier, step_verifier: StepVerifier, *,
+                          pipelined: bool) -> StopReason | None:
+    """One round under `run.params`: the target's own step (first `first_n_target_steps`, or the run is
+    degraded), else a synchronous cycle, or, `pipelined`, the asynchronous tree (which rolls on until the run
+    stops). A drafter failure degrades the run (the next round is the target's); returns why the run stops, or
+    None."""
+    if run.target_writes_next:
+        with run.timed("target"):
+            out = await verifier.target_step(run.context, run.step_params())
+        return await run.add(out, Author.TARGET, StepOutcome.TARGET)
+    try:
+        if pipelined:
+            return await _AsyncTree(run, drafter, verifier, step_verifier).reason()
+        return await _sync_cycle(run, drafter, verifier, step_verifier)
+    except _DrafterFailed as e:
+        run.degrade(e)
+        return None
+
+
 async def run_lookahead(question: str, drafter: Drafter, verifier: Verifier, params: ReasoningParams,
                         on_step: StepCallback | None = None, *, embedder: Embedder | None = None) -> ReasoningResult:
     """Lookahead Reasoning (ALGORITHMS.md §3.1), sync or async per `lookahead_mode`.
@@ -257,24 +276,7 @@ async def run_lookahead(question: str, drafter: Drafter, verifier: Verifier, par
     """
     run = ReasoningRun(question, params, on_step)
     step_verifier = build_step_verifier(params, verifier, embedder)
-    drafter_ok = True
-    while True:
-        if len(run.records) < params.first_n_target_steps or not drafter_ok:
-            with run.timed("target"):
-                out = await verifier.target_step(run.context, run.step_params())
-            if not drafter_ok:
-                run.stats.degraded_steps += 1
-            reason = await run.add(out, Author.TARGET, StepOutcome.TARGET)
-        else:
-            try:
-                if params.lookahead_mode == "sync":
-                    reason = await _sync_cycle(run, drafter, verifier, step_verifier)
-                else:
-                    reason = await _AsyncTree(run, drafter, verifier, step_verifier).reason()
-            except _DrafterFailed as e:
-                logger.warning("drafter failed (%s); continuing target-only", e)
-                drafter_ok = False
-                run.stats.degraded_reason = f"drafter failed: {e}"
-                continue
-        if reason is not None:
-            return run.finish("lookahead", reason)
+    pipelined = params.lookahead_mode == "async"
+    while (reason := await lookahead_round(run, drafter, verifier, step_verifier, pipelined=pipelined)) is None:
+        pass
+    return run.finish("lookahead", reason)

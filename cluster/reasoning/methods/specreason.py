@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from cluster.errors import BackendError
@@ -13,7 +12,38 @@ if TYPE_CHECKING:
     from cluster.config.schema import ReasoningParams
     from cluster.reasoning.interfaces import Drafter, Verifier
 
-logger = logging.getLogger(__name__)
+
+async def specreason_round(run: ReasoningRun, drafter: Drafter, verifier: Verifier) -> StopReason | None:
+    """One SpecReason step under `run.params`: the target's own step (first `first_n_target_steps`, or the run
+    is degraded), else a draft step, scored by the target and kept at score ≥ `threshold`, else rewritten.
+
+    A drafter failure degrades the run (the next round is the target's); returns why the run stops, or None.
+    """
+    params = run.params
+    ctx, step_params = run.context, run.step_params()
+    if run.target_writes_next:
+        with run.timed("target"):
+            out = await verifier.target_step(ctx, step_params)
+        return await run.add(out, Author.TARGET, StepOutcome.TARGET)
+    try:
+        with run.timed("draft"):
+            draft = await drafter.draft_step(ctx, step_params)
+    except BackendError as e:
+        run.degrade(e)
+        return None
+    run.stats.steps_drafted += 1
+    with run.timed("judge"):
+        score = await verifier.score_step(ctx, draft.text, params.step_delimiter)
+    run.stats.judge_calls += 1
+    value = score.value(params.score_method)
+    if value >= params.threshold:
+        run.stats.steps_accepted += 1
+        return await run.add(draft, Author.DRAFT, StepOutcome.ACCEPTED, score=value)
+    run.stats.steps_rewritten += 1
+    run.stats.draft_tokens += draft.num_tokens  # the rejected draft still cost draft tokens
+    with run.timed("target"):
+        out = await verifier.target_step(ctx, step_params)
+    return await run.add(out, Author.TARGET, StepOutcome.REWRITTEN, score=value, draft_text=draft.text)
 
 
 async def run_specreason(question: str, drafter: Drafter, verifier: Verifier, params: ReasoningParams,
@@ -27,38 +57,6 @@ async def run_specreason(question: str, drafter: Drafter, verifier: Verifier, pa
     in `stats.degraded_steps` / `stats.degraded_reason`; target failures propagate.
     """
     run = ReasoningRun(question, params, on_step)
-    drafter_ok = True
-    while True:
-        ctx, step_params = run.context, run.step_params()
-        reason: StopReason | None
-        if len(run.records) < params.first_n_target_steps or not drafter_ok:
-            with run.timed("target"):
-                out = await verifier.target_step(ctx, step_params)
-            if not drafter_ok:
-                run.stats.degraded_steps += 1
-            reason = await run.add(out, Author.TARGET, StepOutcome.TARGET)
-        else:
-            try:
-                with run.timed("draft"):
-                    draft = await drafter.draft_step(ctx, step_params)
-            except BackendError as e:
-                logger.warning("drafter failed (%s); continuing target-only", e)
-                drafter_ok = False
-                run.stats.degraded_reason = f"drafter failed: {e}"
-                continue
-            run.stats.steps_drafted += 1
-            with run.timed("judge"):
-                score = await verifier.score_step(ctx, draft.text, params.step_delimiter)
-            run.stats.judge_calls += 1
-            value = score.value(params.score_method)
-            if value >= params.threshold:
-                run.stats.steps_accepted += 1
-                reason = await run.add(draft, Author.DRAFT, StepOutcome.ACCEPTED, score=value)
-            else:
-                run.stats.steps_rewritten += 1
-                run.stats.draft_tokens += draft.num_tokens  # the rejected draft still cost draft tokens
-                with run.timed("target"):
-                    out = await verifier.target_step(ctx, step_params)
-                reason = await run.add(out, Author.TARGET, StepOutcome.REWRITTEN, score=value, draft_text=draft.text)
-        if reason is not None:
-            return run.finish("specreason", reason)
+    while (reason := await specreason_round(run, drafter, verifier)) is None:
+        pass
+    return run.finish("specreason", reason)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
@@ -25,8 +24,6 @@ from cluster.reasoning.types import (
 if TYPE_CHECKING:
     from cluster.config.schema import ReasoningParams
     from cluster.reasoning.interfaces import Drafter, Verifier
-
-logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SELECTION_EXTRA_TOKENS = 16  # the selection reply is "B, E, F" (2k tokens) after a short lead-in
@@ -51,7 +48,6 @@ class _Rounds:
 
     def __init__(self, drafter: Drafter, verifier: Verifier, params: ReasoningParams) -> None:
         self.drafter, self.verifier, self.params = drafter, verifier, params
-        self.drafter_ok = True
         self.phase_s = {"draft": 0.0, "judge": 0.0, "target": 0.0}
 
     async def _timed(self, phase: str, call: Awaitable[T]) -> T:
@@ -68,18 +64,16 @@ class _Rounds:
 
     async def advance(self, active: list[_Path]) -> None:
         p = self.params
-        target_only = [x for x in active if len(x.run.records) < p.first_n_target_steps or not self.drafter_ok]
+        target_only = [x for x in active if x.run.target_writes_next]
         drafting = [x for x in active if x not in target_only]
         kept: list[tuple[_Path, StepOutput, float]] = []
         if drafting:
             try:
                 drafts = await self._timed("draft", self.drafter.draft_steps([x.context for x in drafting],
                                                                              self._step_params(drafting)))
-            except BackendError as e:
-                logger.warning("drafter failed (%s); paths continue target-only", e)
-                self.drafter_ok = False
-                for x in drafting:
-                    x.run.stats.degraded_reason = f"drafter failed: {e}"
+            except BackendError as e:  # one drafter serves every path: all of them go on target-only
+                for x in active:
+                    x.run.degrade(e)
                 target_only, drafting = active, []
             if drafting:
                 scores = await self._timed("judge", self.verifier.score_steps(
@@ -90,8 +84,6 @@ class _Rounds:
                                                                       self._step_params(rewrite))) if rewrite else []
         written = dict(zip(map(id, rewrite), outs, strict=True))
         for x in target_only:
-            if not self.drafter_ok:
-                x.run.stats.degraded_steps += 1
             await self._finish_step(x, await x.run.add(written[id(x)], Author.TARGET, StepOutcome.TARGET))
         for x, draft, value in kept:
             x.run.stats.steps_drafted += 1

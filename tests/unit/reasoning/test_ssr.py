@@ -59,6 +59,16 @@ def test_rejected_drafts_are_rewritten_in_one_target_batch():
     assert [len(b) for b in verifier.batches] == [1, 3]  # selection, then one batch for all paths
 
 
+def test_a_drafter_failure_turns_every_path_target_only():
+    def draft(ctx: StepContext, k: int) -> StepOutput:
+        return step("think")
+    drafter = FnDrafter(draft, fail_on=lambda ctx: bool(ctx.steps))  # the second round's drafts fail
+    result = asyncio.run(get_method("ssr")("Q?", drafter, FnVerifier(target), params()))
+    assert result.answer == "5" and "drafter failed" in result.stats.degraded_reason
+    assert result.stats.steps_accepted == 3 and result.stats.degraded_steps == 3  # one target step per path
+    assert len(drafter.batches) == 2
+
+
 def test_unparseable_selection_pads_with_the_fallback():
     def draft(ctx: StepContext, k: int) -> StepOutput:
         return step("\\boxed{1}")
