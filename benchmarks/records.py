@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
-from cluster.reasoning.types import Author, ReasoningStats, StepOutcome, StepRecord
+from cluster.reasoning.types import Author, Candidate, ReasoningStats, StepOutcome, StepRecord
 
 SCHEMA_VERSION = 1
 RECORDS_FILE = "records.jsonl"
@@ -39,6 +39,7 @@ class ProblemRecord:
         arm: the controller's bandit arm the request ran with (served, with arms configured), else None.
         stats: the engine's ReasoningStats (None for a failed request).
         steps: the step trace.
+        candidates: best_of_n's scored candidates (answer, score), in scoring order; () for other methods.
     """
 
     run: str
@@ -58,15 +59,17 @@ class ProblemRecord:
     text: str | None = None
     stats: ReasoningStats | None = None
     steps: tuple[StepRecord, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("stats", "steps")}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("stats", "steps", "candidates")}
         data["stats"] = None if self.stats is None else self.stats.to_dict()
         data["steps"] = [step_to_json(s) for s in self.steps]
+        data["candidates"] = [{"answer": c.answer, "score": c.score} for c in self.candidates]
         return data
 
     @classmethod
@@ -80,7 +83,13 @@ class ProblemRecord:
             arm=data.get("arm"), stop_reason=data.get("stop_reason"), text=data.get("text"),
             stats=None if stats is None else stats_from_json(stats),
             steps=tuple(step_from_json(s) for s in data.get("steps") or ()),
+            candidates=candidates_from_json(data.get("candidates")),
         )
+
+
+def candidates_from_json(data: list[dict[str, Any]] | None) -> tuple[Candidate, ...]:
+    """best_of_n's scored candidates from a response or record (absent in older records: ())."""
+    return tuple(Candidate(c.get("answer"), float(c["score"])) for c in data or ())
 
 
 def stats_from_json(data: dict[str, Any]) -> ReasoningStats:
@@ -90,13 +99,14 @@ def stats_from_json(data: dict[str, Any]) -> ReasoningStats:
 
 def step_to_json(step: StepRecord) -> dict[str, Any]:
     return {"index": step.index, "author": step.author.value, "outcome": step.outcome.value, "score": step.score,
-            "num_tokens": step.num_tokens, "text": step.text, "draft_text": step.draft_text}
+            "num_tokens": step.num_tokens, "text": step.text, "draft_text": step.draft_text, "arm": step.arm}
 
 
 def step_from_json(data: dict[str, Any]) -> StepRecord:
     return StepRecord(index=int(data["index"]), text=data.get("text", ""), author=Author(data["author"]),
                       outcome=StepOutcome(data["outcome"]), score=data.get("score"),
-                      draft_text=data.get("draft_text"), num_tokens=int(data.get("num_tokens", 0)))
+                      draft_text=data.get("draft_text"), num_tokens=int(data.get("num_tokens", 0)),
+                      arm=data.get("arm"))
 
 
 class RecordWriter:

@@ -25,7 +25,14 @@ from benchmarks.datasets import Problem, load_problems
 from benchmarks.environment import app_info, git_info, machine_info, versions
 from benchmarks.plan import ORDER_NOTES, EngineGroup, Job, engine_groups, plan_jobs
 from benchmarks.reasoners import ClientFactory, EngineFactory, EngineReasoner, Reasoner, ServedReasoner
-from benchmarks.records import ProblemRecord, RecordWriter, stats_from_json, step_from_json, write_meta
+from benchmarks.records import (
+    ProblemRecord,
+    RecordWriter,
+    candidates_from_json,
+    stats_from_json,
+    step_from_json,
+    write_meta,
+)
 from cluster.config.schema import AppArgs
 from cluster.errors import SpecServeError
 from cluster.reasoning.steps import answers_match
@@ -62,6 +69,7 @@ def _to_record(job: Job, result: dict[str, Any], latency: float, started: float)
         latency_s=latency, seq=job.seq, started_s=started, method=result.get("method"),
         arm=result.get("arm"), stop_reason=result.get("stop_reason"), text=result.get("text"),
         stats=stats_from_json(result["stats"]), steps=tuple(step_from_json(s) for s in result.get("steps") or ()),
+        candidates=candidates_from_json(result.get("candidates")),
     )
 
 

@@ -92,6 +92,13 @@ class ControllerDeployment:
         arm = self._policy.choose()
         return None if arm is None else arm.to_dict()
 
+    def observe_round(self, arm: str, tokens: int, seconds: float) -> None:
+        """One round of a request the bandit serves per round: `arm` kept `tokens` target-equivalent tokens in
+        `seconds` (a reward is recorded)."""
+        self._policy.observe_throughput(arm, tokens, seconds)
+        self._policy_metrics.export(self._policy)
+        self._policy.maybe_save()
+
     def get_score_prior(self) -> ScorePrior | None:
         """OptScale's prior for the next best_of_n request (None = MLE)."""
         return self._policy.score_prior()

@@ -19,8 +19,10 @@ from ray.serve.handle import DeploymentHandle
 from cluster.config.schema import AppArgs, ReasoningParams
 from cluster.engine import check_limits, resolve_params, uses_embedder, validate_question
 from cluster.errors import BackendError, InvalidRequestError, PromptTooLongError, RequestDeadlineError
+from cluster.policies.arms import Arm
 from cluster.policies.truncnorm import ScorePrior, TruncNormal
 from cluster.reasoning.methods import get_method
+from cluster.reasoning.methods.bandit_rounds import round_params, run_bandit_rounds
 from cluster.reasoning.run import StepCallback
 from cluster.reasoning.types import ReasoningResult, StepRecord
 from deployments.handles import HandleDrafter, HandleEmbedder, HandleVerifier, HealthMonitor, Remote, call
@@ -44,6 +46,32 @@ async def failed_deployments() -> set[str]:
         return set()
     return {name for name, d in app.deployments.items()
             if d.replica_states.get("RUNNING", 0) == 0 and d.status_trigger not in _DELIBERATE}
+
+
+class ControllerArms:
+    """The Controller as a request's per-round arm policy (`ArmPolicy` of run_bandit_rounds).
+
+    `choose` asks the Controller (None, so the request's own params, when it cannot be reached); `observe` waits
+    until the Controller has the round's outcome, so the request's next choice already counts it (a round-trip
+    of milliseconds against rounds of seconds).
+    """
+
+    def __init__(self, controller: DeploymentHandle) -> None:
+        self._controller = controller
+
+    async def choose(self) -> Arm | None:
+        try:
+            arm = await call(self._controller.choose_arm.remote(), "controller", CONTROL_TIMEOUT_S)
+        except BackendError as e:
+            logger.warning("controller unreachable (%s); this round runs without a bandit arm", e)
+            return None
+        return None if arm is None else Arm.from_dict(arm)
+
+    async def observe(self, arm: str, tokens: int, seconds: float) -> None:
+        try:
+            await call(self._controller.observe_round.remote(arm, tokens, seconds), "controller", CONTROL_TIMEOUT_S)
+        except BackendError as e:  # a lost outcome costs the bandit a sample, never a request
+            logger.warning("could not report a round to the controller: %s", e)
 
 
 class Prepared(NamedTuple):
@@ -120,6 +148,7 @@ class RequestRunner:
         bandit = args.controller.bandit
         self._arms = {a.name: dict(a.knobs) for a in bandit.arms} if bandit else {}
         self._arm_keys = {k for knobs in self._arms.values() for k in knobs}
+        self._arms_use_embedder = any(k.get("step_verifier") == "embedding" for k in self._arms.values())
 
     async def prepare(self, question: str, knobs: dict[str, Any], field: str) -> Prepared:
         """The stripped question (request field `field`), the knobs over the defaults in force and the
@@ -148,16 +177,25 @@ class RequestRunner:
         """The params with an arm's knobs under the request's own knobs.
 
         The rule: a request that sets `arm` (or whose defaults do) pins that arm; a request that sets any knob
-        some arm sets (e.g. method, threshold) keeps its knobs and gets no arm; every other request gets the
-        bandit's arm, and only those requests are bandit pulls (their outcome is reported as a reward).
+        some arm sets (e.g. method, threshold) keeps its knobs and gets no arm; every other request is the
+        bandit's: with `bandit_granularity` "request" it gets the bandit's arm and is one pull (its outcome is
+        reported as a reward); with "step" the bandit chooses an arm for every round (`run_bandit_rounds`).
         """
         if not self._arms:
             if params.arm is not None:
                 raise InvalidRequestError("arm: no bandit arms are configured (controller.bandit)", field="arm")
+            if params.bandit_granularity == "step":
+                raise InvalidRequestError("bandit_granularity: no bandit arms are configured (controller.bandit)",
+                                          field="bandit_granularity")
             return params
         name, by_bandit = params.arm, False
         if name is None:
             if self._arm_keys & knobs.keys():
+                return params
+            if params.bandit_granularity == "step":
+                for arm_name, arm_knobs in self._arms.items():
+                    round_params(params, Arm(arm_name, arm_knobs))  # every arm must run as rounds: 400 if not
+                params._bandit_rounds = True
                 return params
             chosen = await self._choose_arm()
             if chosen is None:
@@ -191,7 +229,11 @@ class RequestRunner:
             PromptTooLongError (naming `field`), BackendError: from the roles.
         """
         method = get_method(params.method)
-        if uses_embedder(method, params):
+        if params._bandit_rounds:
+            embeds = self._arms_use_embedder or params.step_verifier == "embedding"
+            method = functools.partial(run_bandit_rounds, policy=ControllerArms(self._controller),
+                                       embedder=await self._ready_embedder() if embeds else None)
+        elif uses_embedder(method, params):
             method = functools.partial(method, embedder=await self._ready_embedder())
         bandit_arm = params.arm if params._bandit_pull else None
         fits: list[TruncNormal] = []

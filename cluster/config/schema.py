@@ -15,6 +15,7 @@ BackendName = Literal["transformers", "vllm"]
 ScoreMethod = Literal["greedy", "expected"]
 StepVerifierName = Literal["exact", "embedding", "llm_judge", "score"]
 LookaheadMode = Literal["sync", "async"]
+BanditGranularity = Literal["request", "step"]
 # Valid `verifier_threshold` per step verifier: cosine similarity, P(aligned), 0–9 score ("exact" takes none).
 VERIFIER_THRESHOLD_RANGES = {"embedding": (-1.0, 1.0), "llm_judge": (0.0, 1.0), "score": (0.0, 9.0)}
 MAX_LOOKAHEAD_LEAVES = 64  # W**γ: drafted paths in one lookahead tree
@@ -105,9 +106,10 @@ class SSRParams(StrictModel):
 class ReasoningParams(StrictModel):
     """The knobs of one reasoning request; the config holds the defaults, a request may override them."""
 
-    # Not a knob: set by the served runner when the bandit (not the request) chose `arm`, so that only the
-    # bandit's own pulls are reported to it as rewards.
+    # Not knobs: set by the served runner when the bandit (not the request) chose `arm`, so that only the
+    # bandit's own pulls are reported to it as rewards; or when it chooses an arm every round.
     _bandit_pull: bool = PrivateAttr(False)
+    _bandit_rounds: bool = PrivateAttr(False)
 
     method: MethodName = Field("specreason", description="Reasoning method.")
     threshold: float = Field(7.0, ge=0, le=9, description="SpecReason: accept a draft step if its 0–9 score ≥ this.")
@@ -143,6 +145,11 @@ class ReasoningParams(StrictModel):
         None, description="Pin a bandit arm by name (`controller.bandit.arms`): its knobs apply under the request's "
                           "own, and the bandit neither chooses nor learns from the request. None = the bandit "
                           "chooses when the request sets none of the arms' knobs.")
+    bandit_granularity: BanditGranularity = Field(
+        "request", description="How often the bandit chooses for a request it serves (no `arm`, no arm knob): one "
+                               "arm for the whole request, rewarded with its throughput; or one per round (a step; "
+                               "a synchronous cycle for lookahead arms), each round rewarded with its own throughput "
+                               "(many pulls per request). 'step' needs arms of step methods.")
     best_of_n: BestOfNParams = Field(default_factory=BestOfNParams, description="Method best_of_n: OptScale "
                                                                                 "Best-of-N.")
     ssr: SSRParams = Field(default_factory=SSRParams, description="Method ssr: selective parallel paths.")
@@ -390,8 +397,9 @@ class AppArgs(StrictModel):
         if len(set(names)) < len(names):
             raise ValueError(f"controller.bandit.arms: duplicate arm names in {names}")
         for i, arm in enumerate(arms):
-            if "arm" in arm.knobs:
-                raise ValueError(f"controller.bandit.arms.{i}.knobs: an arm cannot set `arm`")
+            for key in ("arm", "bandit_granularity"):
+                if key in arm.knobs:
+                    raise ValueError(f"controller.bandit.arms.{i}.knobs: an arm cannot set `{key}`")
             try:
                 self.reasoning.with_overrides(arm.knobs)
             except ValidationError as e:
@@ -399,6 +407,8 @@ class AppArgs(StrictModel):
                 raise ValueError(f"controller.bandit.arms.{i}.knobs ({arm.name}): {why}") from e
         if self.reasoning.arm is not None and self.reasoning.arm not in names:
             raise ValueError(f"reasoning.arm: unknown arm {self.reasoning.arm!r}; valid: {sorted(names)}")
+        if self.reasoning.bandit_granularity == "step" and not arms:
+            raise ValueError("reasoning.bandit_granularity: 'step' needs controller.bandit arms")
         return self
 
     @model_validator(mode="after")

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReasonRequest(_message.Message):
-    __slots__ = ("question", "method", "threshold", "score_method", "first_n_target_steps", "max_step_tokens", "max_total_tokens", "max_steps", "temperature", "top_p", "seed", "step_delimiter", "lookahead_depth", "lookahead_width", "lookahead_mode", "step_verifier", "verifier_threshold", "arm", "best_of_n", "ssr", "token_speculation")
+    __slots__ = ("question", "method", "threshold", "score_method", "first_n_target_steps", "max_step_tokens", "max_total_tokens", "max_steps", "temperature", "top_p", "seed", "step_delimiter", "lookahead_depth", "lookahead_width", "lookahead_mode", "step_verifier", "verifier_threshold", "arm", "best_of_n", "ssr", "bandit_granularity", "token_speculation")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class ReasonRequest(_message.Message):
     ARM_FIELD_NUMBER: _ClassVar[int]
     BEST_OF_N_FIELD_NUMBER: _ClassVar[int]
     SSR_FIELD_NUMBER: _ClassVar[int]
+    BANDIT_GRANULARITY_FIELD_NUMBER: _ClassVar[int]
     TOKEN_SPECULATION_FIELD_NUMBER: _ClassVar[int]
     question: str
     method: str
@@ -49,8 +50,9 @@ class ReasonRequest(_message.Message):
     arm: str
     best_of_n: BestOfNParams
     ssr: SSRParams
+    bandit_granularity: str
     token_speculation: bool
-    def __init__(self, question: _Optional[str] = ..., method: _Optional[str] = ..., threshold: _Optional[float] = ..., score_method: _Optional[str] = ..., first_n_target_steps: _Optional[int] = ..., max_step_tokens: _Optional[int] = ..., max_total_tokens: _Optional[int] = ..., max_steps: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., step_delimiter: _Optional[str] = ..., lookahead_depth: _Optional[int] = ..., lookahead_width: _Optional[int] = ..., lookahead_mode: _Optional[str] = ..., step_verifier: _Optional[str] = ..., verifier_threshold: _Optional[float] = ..., arm: _Optional[str] = ..., best_of_n: _Optional[_Union[BestOfNParams, _Mapping]] = ..., ssr: _Optional[_Union[SSRParams, _Mapping]] = ..., token_speculation: _Optional[bool] = ...) -> None: ...
+    def __init__(self, question: _Optional[str] = ..., method: _Optional[str] = ..., threshold: _Optional[float] = ..., score_method: _Optional[str] = ..., first_n_target_steps: _Optional[int] = ..., max_step_tokens: _Optional[int] = ..., max_total_tokens: _Optional[int] = ..., max_steps: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., step_delimiter: _Optional[str] = ..., lookahead_depth: _Optional[int] = ..., lookahead_width: _Optional[int] = ..., lookahead_mode: _Optional[str] = ..., step_verifier: _Optional[str] = ..., verifier_threshold: _Optional[float] = ..., arm: _Optional[str] = ..., best_of_n: _Optional[_Union[BestOfNParams, _Mapping]] = ..., ssr: _Optional[_Union[SSRParams, _Mapping]] = ..., bandit_granularity: _Optional[str] = ..., token_speculation: _Optional[bool] = ...) -> None: ...
 
 class BestOfNParams(_message.Message):
     __slots__ = ("method", "scorer", "adaptive", "s_target", "alpha", "peek", "n_max", "parallel")
@@ -87,7 +89,7 @@ class SSRParams(_message.Message):
     def __init__(self, k: _Optional[int] = ..., early_stop: _Optional[str] = ..., stop_score: _Optional[float] = ..., pool: _Optional[_Iterable[str]] = ..., guided: _Optional[bool] = ...) -> None: ...
 
 class Step(_message.Message):
-    __slots__ = ("index", "text", "author", "outcome", "score", "draft_text", "num_tokens")
+    __slots__ = ("index", "text", "author", "outcome", "score", "draft_text", "num_tokens", "arm")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +97,7 @@ class Step(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     DRAFT_TEXT_FIELD_NUMBER: _ClassVar[int]
     NUM_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ARM_FIELD_NUMBER: _ClassVar[int]
     index: int
     text: str
     author: str
@@ -102,7 +105,16 @@ class Step(_message.Message):
     score: float
     draft_text: str
     num_tokens: int
-    def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ..., author: _Optional[str] = ..., outcome: _Optional[str] = ..., score: _Optional[float] = ..., draft_text: _Optional[str] = ..., num_tokens: _Optional[int] = ...) -> None: ...
+    arm: str
+    def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ..., author: _Optional[str] = ..., outcome: _Optional[str] = ..., score: _Optional[float] = ..., draft_text: _Optional[str] = ..., num_tokens: _Optional[int] = ..., arm: _Optional[str] = ...) -> None: ...
+
+class Candidate(_message.Message):
+    __slots__ = ("answer", "score")
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    answer: str
+    score: float
+    def __init__(self, answer: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class Stats(_message.Message):
     __slots__ = ("steps_drafted", "steps_accepted", "steps_rewritten", "target_steps", "draft_tokens", "target_tokens", "judge_calls", "draft_time_s", "judge_time_s", "target_time_s", "wall_time_s", "degraded_steps", "degraded_reason", "acceptance_rate", "spec_rounds", "spec_draft_tokens", "spec_accepted_tokens", "token_acceptance_rate", "mean_acceptance_length", "samples")
@@ -149,7 +161,7 @@ class Stats(_message.Message):
     def __init__(self, steps_drafted: _Optional[int] = ..., steps_accepted: _Optional[int] = ..., steps_rewritten: _Optional[int] = ..., target_steps: _Optional[int] = ..., draft_tokens: _Optional[int] = ..., target_tokens: _Optional[int] = ..., judge_calls: _Optional[int] = ..., draft_time_s: _Optional[float] = ..., judge_time_s: _Optional[float] = ..., target_time_s: _Optional[float] = ..., wall_time_s: _Optional[float] = ..., degraded_steps: _Optional[int] = ..., degraded_reason: _Optional[str] = ..., acceptance_rate: _Optional[float] = ..., spec_rounds: _Optional[int] = ..., spec_draft_tokens: _Optional[int] = ..., spec_accepted_tokens: _Optional[int] = ..., token_acceptance_rate: _Optional[float] = ..., mean_acceptance_length: _Optional[float] = ..., samples: _Optional[int] = ...) -> None: ...
 
 class ReasonResponse(_message.Message):
-    __slots__ = ("id", "model", "created", "method", "answer", "text", "stop_reason", "steps", "stats", "arm")
+    __slots__ = ("id", "model", "created", "method", "answer", "text", "stop_reason", "steps", "stats", "arm", "candidates")
     ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +172,7 @@ class ReasonResponse(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     ARM_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     id: str
     model: str
     created: int
@@ -170,7 +183,8 @@ class ReasonResponse(_message.Message):
     steps: _containers.RepeatedCompositeFieldContainer[Step]
     stats: Stats
     arm: str
-    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., created: _Optional[int] = ..., method: _Optional[str] = ..., answer: _Optional[str] = ..., text: _Optional[str] = ..., stop_reason: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., stats: _Optional[_Union[Stats, _Mapping]] = ..., arm: _Optional[str] = ...) -> None: ...
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., created: _Optional[int] = ..., method: _Optional[str] = ..., answer: _Optional[str] = ..., text: _Optional[str] = ..., stop_reason: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., stats: _Optional[_Union[Stats, _Mapping]] = ..., arm: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
 
 class ReasonStreamResponse(_message.Message):
     __slots__ = ("step", "result")

@@ -62,10 +62,19 @@ class PolicyState:
         Raises:
             ValueError: `arm` is not configured.
         """
-        if self.bandit is None or result.stats.wall_time_s <= 0:
+        return self.observe_throughput(arm, target_equivalent_tokens(result), result.stats.wall_time_s)
+
+    def observe_throughput(self, arm: str, tokens: int, seconds: float) -> float | None:
+        """Reward of a bandit pull that produced `tokens` target-equivalent tokens in `seconds`, recorded on
+        `arm` (what `observe` does with a result); None when it cannot count (no bandit, no time).
+
+        Raises:
+            ValueError: `arm` is not configured, or tokens < 0.
+        """
+        if self.bandit is None or seconds <= 0:
             return None
         scale = self.reward.ref
-        reward = self.reward.reward(target_equivalent_tokens(result), result.stats.wall_time_s)
+        reward = self.reward.reward(tokens, seconds)
         if 0 < scale < self.reward.ref:  # an auto scale grew: earlier rewards were too high on the new one
             self.bandit.rescale_rewards(scale / self.reward.ref)
         if self.bandit.update(arm, reward):

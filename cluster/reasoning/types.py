@@ -157,6 +157,7 @@ class StepRecord:
         score: the judge's score of the draft (None when nothing was judged).
         draft_text: the rejected draft, for rewritten steps.
         num_tokens: tokens of `text`.
+        arm: the bandit arm of the round that kept the step (bandit_granularity "step"; else None).
     """
 
     index: int
@@ -166,6 +167,7 @@ class StepRecord:
     score: float | None = None
     draft_text: str | None = None
     num_tokens: int = 0
+    arm: str | None = None
 
 
 def token_acceptance_rate(accepted: int, drafted: int) -> float | None:
@@ -232,8 +234,20 @@ class ReasoningStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Candidate:
+    """One candidate solution Best-of-N scored: its extracted answer and its score in [0, 1]."""
+
+    answer: str | None
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
 class ReasoningResult:
-    """What a method returns: the answer, the full reasoning text, the step trace and stats."""
+    """What a method returns: the answer, the full reasoning text, the step trace and stats.
+
+    `candidates` (best_of_n only): every scored candidate, in the order the scores arrived (the stopping
+    rule's order), so a run of fixed N holds the pool any stopping rule can be replayed on.
+    """
 
     method: str
     answer: str | None
@@ -242,6 +256,7 @@ class ReasoningResult:
     stop_reason: StopReason
     stats: ReasoningStats = field(default_factory=ReasoningStats)
     arm: str | None = None  # the bandit arm whose knobs the request ran with (None = no arm)
+    candidates: tuple[Candidate, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -254,4 +269,5 @@ class ReasoningResult:
             ],
             "stats": self.stats.to_dict(),
             "arm": self.arm,
+            "candidates": [asdict(c) for c in self.candidates],
         }

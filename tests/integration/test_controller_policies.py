@@ -1,5 +1,5 @@
-"""The Controller's policies over real HTTP on the tiny models: the bandit hands out arms and learns, pinning
-bypasses it, its checkpoint survives a controller restart, and best_of_n / ssr answer.
+"""The Controller's policies over real HTTP on the tiny models: the bandit hands out arms and learns (per request
+and per step), pinning bypasses it, its checkpoint survives a controller restart, and best_of_n / ssr answer.
 
 Layout: one app for the module with two arms and a checkpoint written on every report (interval 0).
 """
@@ -67,6 +67,16 @@ def test_pinning_bypasses_the_bandit(http):
     assert http.post("/v1/reason", json={"question": QUESTION, "arm": "nope"}).status_code == 400
     time.sleep(1.0)
     assert pulls(http) == before
+
+
+def test_a_request_served_per_step_pulls_an_arm_every_round(http):
+    before = sum(wait_for(lambda: pulls(http), lambda p: sum(p.values()) >= 3).values())
+    body = reason(http, bandit_granularity="step", max_steps=3)
+    assert body["method"] == "bandit_rounds" and body["arm"] is None
+    assert body["steps"] and all(s["arm"] in {"spec-low", "target-only"} for s in body["steps"])
+    wait_for(lambda: pulls(http), lambda p: sum(p.values()) == before + len(body["steps"]))  # one step per round
+    bad = http.post("/v1/reason", json={"question": QUESTION, "bandit_granularity": "token"})
+    assert bad.status_code == 400 and "bandit_granularity" in bad.text
 
 
 def test_checkpoint_survives_a_controller_restart(http, checkpoint):

@@ -167,11 +167,14 @@ BAD_REQUESTS = [
     ("/v1/chat/completions", chat(messages=[{"role": "user", "content": ""}]), 400, "messages.0.content"),
     ("/v1/reason", {"question": QUESTION, "method": "lookahead", "step_verifier": "embedding"}, 400, "step_verifier"),
     ("/v1/chat/completions", chat(method="lookahead", step_verifier="embedding", stream=True), 400, "step_verifier"),
+    ("/v1/reason", {"question": QUESTION, "arm": "fast"}, 400, "arm"),
+    ("/v1/reason", {"question": QUESTION, "bandit_granularity": "step"}, 400, "bandit_granularity"),
 ]
 BAD_IDS = ["malformed-json", "unknown-method", "unknown-knob", "threshold-out-of-range", "empty-question",
            "missing-question", "question-too-many-chars", "prompt-too-many-tokens", "empty-messages",
            "last-message-not-user", "wrong-model", "n-2", "stream-bad-knob", "stream-prompt-too-long",
-           "empty-user-message", "no-embedding-model", "stream-no-embedding-model"]
+           "empty-user-message", "no-embedding-model", "stream-no-embedding-model", "arm-without-bandit",
+           "step-bandit-without-bandit"]
 
 
 @pytest.mark.parametrize(("path", "body", "status", "param"), BAD_REQUESTS, ids=BAD_IDS)

@@ -14,7 +14,7 @@ from cluster.reasoning.methods.lookahead import run_lookahead
 from cluster.reasoning.methods.specreason import run_specreason
 from cluster.reasoning.parallel_paths import combine_stats, mean_step_score
 from cluster.reasoning.run import StepCallback
-from cluster.reasoning.types import ReasoningResult, StepContext
+from cluster.reasoning.types import Candidate, ReasoningResult, StepContext
 
 if TYPE_CHECKING:
     from cluster.config.schema import ReasoningParams
@@ -46,8 +46,9 @@ async def run_best_of_n(question: str, drafter: Drafter, verifier: Verifier, par
     N* = ⌈ln α / ln F(s_target)⌉ ≤ candidates scored, capped by `n_max`; candidates still running then
     are cancelled. Fixed: exactly `n_max` candidates. Candidate i runs with seed `seed + i·stride`.
     The result is the best candidate's trace (its steps reach `on_step` once chosen) with stats summed
-    over the scored candidates (`samples` = their number, judge calls included); `on_fit` gets the MLE
-    fit of all scores (the controller's online prior learns from it).
+    over the scored candidates (`samples` = their number, judge calls included) and every scored candidate's
+    answer and score in `candidates`; `on_fit` gets the MLE fit of all scores (the controller's online prior
+    learns from it).
     """
     bon = params.best_of_n
     method = STEP_METHODS[bon.method]
@@ -87,4 +88,5 @@ async def run_best_of_n(question: str, drafter: Drafter, verifier: Verifier, par
             await on_step(record)
     stats = combine_stats([r.stats for r in sampler.candidates], time.perf_counter() - t0)
     stats.judge_calls += judged
-    return replace(best, method="best_of_n", stats=stats)
+    scored = tuple(Candidate(r.answer, s) for r, s in zip(sampler.candidates, sampler.scores, strict=True))
+    return replace(best, method="best_of_n", stats=stats, candidates=scored)

@@ -64,8 +64,15 @@ def test_a_checkpoint_of_another_algorithm_is_ignored(tmp_path):
     ([{"name": "a", "knobs": {"threshold": 12}}], r"controller.bandit.arms.0.knobs \(a\): threshold"),
     ([{"name": "a", "knobs": {"bogus": 1}}], "bogus"),
     ([{"name": "a"}, {"name": "a"}], "duplicate"),
-], ids=["bad-value", "unknown-knob", "duplicate"])
+    ([{"name": "a", "knobs": {"bandit_granularity": "step"}}], "cannot set `bandit_granularity`"),
+], ids=["bad-value", "unknown-knob", "duplicate", "granularity"])
 def test_arms_are_validated_against_reasoning_params(arms, match):
     with pytest.raises(ValueError, match=match):
         AppArgs.model_validate({"draft": {"path": "d"}, "target": {"path": "t"},
                                 "controller": {"bandit": {"arms": arms}}})
+
+
+def test_a_step_granular_default_needs_arms():
+    with pytest.raises(ValueError, match="reasoning.bandit_granularity"):
+        AppArgs.model_validate({"draft": {"path": "d"}, "target": {"path": "t"},
+                                "reasoning": {"bandit_granularity": "step"}})

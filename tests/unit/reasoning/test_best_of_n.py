@@ -48,6 +48,9 @@ def test_fixed_n_always_samples_n_max():
 def test_the_best_scoring_candidate_wins():
     result, _ = run(params(peek=4, n_max=4), score=lambda ctx, cand: 9.0 if "{2}" in cand else 3.0)
     assert result.answer == "2"
+    assert sorted((c.answer, c.score) for c in result.candidates) == [("0", 1 / 3), ("1", 1 / 3), ("2", 1.0),
+                                                                      ("3", 1 / 3)]
+    assert result.to_dict()["candidates"][0].keys() == {"answer", "score"}
 
 
 def test_step_mean_scorer_needs_no_judge_call():

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from benchmarks.optscale_replay import Pool, best_correct, main, pools, stop_on
+from benchmarks.records import write_records
+from cluster.policies.optscale import OnlinePrior
+from cluster.reasoning.types import Candidate
+from tests.unit.benchmarks.bench_fakes import record
+
+EASY = [0.95, 0.96, 0.97, 0.95, 0.96, 0.97, 0.95, 0.96]  # every candidate near the top: stop at the peek
+HARD = [0.30, 0.40, 0.35, 0.45, 0.30, 0.40, 0.50, 0.35]  # none near s_target: sample all 8
+
+
+def _pool(scores: list[float], right: int | None = None) -> tuple[Candidate, ...]:
+    """Candidates with `scores`; only candidate `right` answers 7 (the expected answer)."""
+    return tuple(Candidate("7" if i == right else str(10 + i), s) for i, s in enumerate(scores))
+
+
+def _fixed(pid: str, candidates: tuple[Candidate, ...], run: str = "best-of-n-fixed8"):
+    return replace(record(run, pid, latency=1.0, knobs={"method": "best_of_n"}), candidates=candidates)
+
+
+def test_optscale_stops_at_the_peek_on_easy_pools_and_samples_all_of_hard_ones():
+    easy = stop_on(Pool("p0", "7", _pool(EASY, right=2)), s_target=0.9, alpha=0.05, peek=3, prior=None)
+    hard = stop_on(Pool("p1", "7", _pool(HARD, right=6)), s_target=0.9, alpha=0.05, peek=3, prior=None)
+    assert (easy.samples, easy.correct) == (3, True)
+    assert (hard.samples, hard.correct) == (8, True)  # candidate 6 scores highest and comes last
+    early = stop_on(Pool("p2", "7", _pool(EASY, right=4)), s_target=0.9, alpha=0.05, peek=3, prior=None)
+    assert not early.correct  # the right candidate was never drawn
+
+
+def test_the_online_prior_learns_from_each_pool():
+    prior = OnlinePrior(0.8, 0.2)
+    stop_on(Pool("p0", "7", _pool(HARD)), s_target=0.9, alpha=0.05, peek=3, prior=prior)
+    assert prior.prior.mu < 0.8
+
+
+def test_ties_go_to_the_earliest_candidate():
+    assert best_correct(_pool([0.5, 0.9, 0.9], right=1), "7")
+    assert not best_correct(_pool([0.5, 0.9, 0.9], right=2), "7")
+
+
+def test_the_command_replays_the_recorded_pools(tmp_path, capsys):
+    write_records(tmp_path, [_fixed("p0", _pool(EASY, right=2)), _fixed("p1", _pool(HARD, right=6)),
+                             record("no-spec", "p0", latency=1.0)])
+    assert main([str(tmp_path), "--prior", "none", "--s-target", "0.9", "--alpha", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "| fixed N | 8.00 | 100% | 2/2 | — |" in out
+    assert "| OptScale s_target 0.9, α 0.05 | 5.50 | 69% | 2/2 | missed |" in out
+    with pytest.raises(ValueError, match="no-spec"):
+        pools([record("no-spec", "p0", latency=1.0)], "no-spec")
