@@ -62,6 +62,10 @@ class Replay:
         return self.throughput / self.best_throughput
 
 
+def _outcome(r: ProblemRecord) -> Outcome:
+    return Outcome(sum(s.num_tokens for s in r.steps), r.stats.wall_time_s, r.correct)
+
+
 def outcome_table(records: Sequence[ProblemRecord], arms: Sequence[str]) -> dict[str, dict[str, Outcome]]:
     """problem id → arm → Outcome, from the records of runs that pinned an arm (knobs["arm"]).
 
@@ -74,7 +78,7 @@ def outcome_table(records: Sequence[ProblemRecord], arms: Sequence[str]) -> dict
     for r in records:
         arm = r.knobs.get("arm")
         if arm in by_arm and r.ok and r.stats is not None and r.stats.wall_time_s > 0:
-            by_arm[arm][r.problem_id] = Outcome(sum(s.num_tokens for s in r.steps), r.stats.wall_time_s, r.correct)
+            by_arm[arm][r.problem_id] = _outcome(r)
     missing = sorted(a for a, m in by_arm.items() if not m)
     if missing:
         raise ValueError(f"no records pin the arms {missing} (runs with knobs {{arm: NAME}})")
@@ -91,8 +95,7 @@ def live_rows(records: Sequence[ProblemRecord], table: dict[str, dict[str, Outco
     live: dict[str, dict[str, Outcome]] = {}
     for r in records:
         if not arm_keys & r.knobs.keys() and r.ok and r.stats is not None and r.problem_id in table:
-            live.setdefault(r.run, {})[r.problem_id] = Outcome(sum(s.num_tokens for s in r.steps),
-                                                               r.stats.wall_time_s, r.correct)
+            live.setdefault(r.run, {})[r.problem_id] = _outcome(r)
     if not live:
         return ""
     lines = ["| live run | problems | throughput (tokens/s) | ÷ best fixed arm on them (arm) | accuracy |",
