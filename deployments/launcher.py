@@ -8,6 +8,7 @@ application is not RUNNING after `server.schedule_timeout_s`.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -110,6 +111,14 @@ def grpc_options(cfg: AppArgs) -> gRPCOptions | None:
     return gRPCOptions(port=cfg.server.grpc_port, grpc_servicer_functions=[SERVICER_FUNCTION], enable_reflection=True)
 
 
+def ray_environment(cfg: AppArgs) -> dict[str, str]:
+    """Environment for the local Ray that `start` launches: its daemons and workers inherit it, so it sets the
+    workers' nice value and the period of Serve's controller loop (`server.ray_worker_niceness`,
+    `server.serve_control_loop_s`)."""
+    return {"RAY_worker_niceness": str(cfg.server.ray_worker_niceness),
+            "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": f"{cfg.server.serve_control_loop_s:g}"}
+
+
 def start(cfg: AppArgs) -> dict[str, str]:
     """Start a local Ray, Serve and the app; return `urls(cfg)` once it is RUNNING.
 
@@ -117,8 +126,9 @@ def start(cfg: AppArgs) -> dict[str, str]:
         ConfigError / LaunchError: resources short, deploy failed or not running in time (Ray is
             shut down again before raising).
     """
-    ray.init(address="local", num_cpus=cfg.server.ray_num_cpus, _metrics_export_port=cfg.server.metrics_port,
-             logging_level=logging.WARNING)
+    os.environ.update(ray_environment(cfg))
+    ray.init(address="local", num_cpus=cfg.server.ray_num_cpus, include_dashboard=cfg.server.ray_dashboard,
+             _metrics_export_port=cfg.server.metrics_port, logging_level=logging.WARNING)
     try:
         check_resources(cfg, ray.cluster_resources())
         serve.start(http_options={"host": cfg.server.host, "port": cfg.server.port}, grpc_options=grpc_options(cfg))

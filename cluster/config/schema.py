@@ -295,6 +295,15 @@ class ServerConfig(StrictModel):
                                "(drafter: the request degrades to target-only; verifier: 503) until one runs.")
     schedule_timeout_s: float = Field(120.0, gt=0, description="`specserve up` fails when replicas are not "
                                                                "running after this long.")
+    ray_dashboard: bool = Field(False, description="`specserve up`: start Ray's dashboard (port 8265). Off by default: "
+                                                   "on a small CPU host its processes take cycles from the models.")
+    ray_worker_niceness: int = Field(
+        0, ge=0, le=19, description="`specserve up`: nice value of Ray's worker processes (the replicas and their "
+                                    "model engines). Ray's own default, 15, runs the models below Ray's daemons, so "
+                                    "every daemon wake-up stalls a decode that uses all cores.")
+    serve_control_loop_s: float = Field(
+        0.5, gt=0, description="`specserve up`: period of Serve's controller loop (Serve's default 0.1 s costs a few "
+                               "percent of a core at idle); it paces deploys, health checks and autoscaling.")
     limits: RequestLimits = Field(default_factory=RequestLimits, description="Size caps of one request.")
     max_inflight_requests: int = Field(
         32, gt=0, description="Requests one ingress replica runs at once; more are refused at once with HTTP 503 + "

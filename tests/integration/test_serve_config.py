@@ -26,7 +26,7 @@ from cluster.config.loader import load_config
 from cluster.config.schema import AppArgs
 from cluster.errors import ConfigError
 from deployments.app import build_app, deployment_options
-from deployments.launcher import check_resources, required_resources
+from deployments.launcher import check_resources, ray_environment, required_resources
 from tests.integration.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -103,6 +103,24 @@ def test_up_fails_fast_when_replicas_cannot_be_scheduled(tiny_model_dirs):
     assert "cannot be scheduled" in out and "CPU: deployments request" in out
 
 
+def _replica_nice_values(app_name: str) -> set[int]:
+    """Nice values of the live Serve replica processes of `app_name`."""
+    found = set()
+    for proc_dir in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc_dir.name.isdigit() and f"ServeReplica:{app_name}:" in (proc_dir / "cmdline").read_text():
+                found.add(os.getpriority(os.PRIO_PROCESS, int(proc_dir.name)))
+    return found
+
+
+def test_ray_environment_sets_worker_niceness_and_serve_loop_period():
+    cfg = AppArgs.model_validate({"draft": {"path": "d"}, "target": {"path": "t"},
+                                  "server": {"ray_worker_niceness": 5, "serve_control_loop_s": 0.25}})
+    assert ray_environment(cfg) == {"RAY_worker_niceness": "5", "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.25"}
+    with pytest.raises(ValueError, match="ray_worker_niceness"):
+        AppArgs.model_validate({"draft": {"path": "d"}, "target": {"path": "t"}, "server": {"ray_worker_niceness": 20}})
+
+
 def test_up_serves_until_sigint_then_shuts_down(tiny_model_dirs):
     port = free_port()
     proc = _launch(tiny_app_config(tiny_model_dirs, "up-smoke", ray_num_cpus=2, port=port))
@@ -117,6 +135,7 @@ def test_up_serves_until_sigint_then_shuts_down(tiny_model_dirs):
                 seen.append(lines.get(timeout=1))
         r = httpx.post(f"http://127.0.0.1:{port}/v1/reason", json={"question": "1 + 1?", "max_steps": 1}, timeout=60)
         assert r.status_code == 200
+        assert _replica_nice_values("up-smoke") == {0}  # server.ray_worker_niceness, not Ray's own 15
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=90)

@@ -1,0 +1,133 @@
+"""Orchestration overhead of the served app: served latency ÷ in-process latency, problem by problem.
+
+Run one benchmark config twice on one machine — in-process, and served over HTTP against `specserve up` with the
+same app config — then pair the records by run and problem:
+
+    python -m benchmarks.overhead SERVED_DIR INPROCESS_DIR
+
+Per run: mean latency of each side, the ratio of the means, the geometric mean of the per-problem ratios with
+their range, the per-token time of target steps (target_time_s ÷ target_tokens, as the engine timed them: the
+part of the overhead inside generation), how many answers are identical and each side's accuracy. With greedy
+decoding both sides should give the same answers; a pair where either request failed is left out and counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.records import ProblemRecord, read_records
+
+
+@dataclass(frozen=True, slots=True)
+class Overhead:
+    """One run's served-vs-in-process comparison over the problems both sides answered.
+
+    Attributes:
+        run: run name.
+        pairs: problems paired (both requests succeeded).
+        failed: problems left out because a request failed on either side.
+        served_mean_s / inprocess_mean_s: mean latency over the pairs.
+        geomean / low / high: geometric mean, minimum and maximum of the per-problem latency ratios.
+        served_ms_per_target_token / inprocess_ms_per_target_token: summed target step time ÷ summed target
+            tokens (None when the run wrote no target tokens).
+        identical: pairs whose predicted answers are equal.
+        served_correct / inprocess_correct: correct answers over the pairs.
+    """
+
+    run: str
+    pairs: int
+    failed: int
+    served_mean_s: float
+    inprocess_mean_s: float
+    geomean: float
+    low: float
+    high: float
+    served_ms_per_target_token: float | None
+    inprocess_ms_per_target_token: float | None
+    identical: int
+    served_correct: int
+    inprocess_correct: int
+
+    @property
+    def ratio_of_means(self) -> float:
+        return self.served_mean_s / self.inprocess_mean_s
+
+
+def _ms_per_target_token(records: Sequence[ProblemRecord]) -> float | None:
+    tokens = sum(r.stats.target_tokens for r in records if r.stats)
+    return 1000 * sum(r.stats.target_time_s for r in records if r.stats) / tokens if tokens else None
+
+
+def compare(served: Sequence[ProblemRecord], inprocess: Sequence[ProblemRecord]) -> list[Overhead]:
+    """The overhead of every run present on both sides, in the served side's run order.
+
+    Raises:
+        ValueError: no run and problem in common, or no pair where both requests succeeded.
+    """
+    inproc = {(r.run, r.problem_id): r for r in inprocess}
+    runs = list(dict.fromkeys(r.run for r in served if (r.run, r.problem_id) in inproc))
+    if not runs:
+        raise ValueError("the two folders share no (run, problem): compare runs of one benchmark config")
+    out = []
+    for run in runs:
+        both = [(s, inproc[run, s.problem_id]) for s in served if s.run == run and (run, s.problem_id) in inproc]
+        ok = [(s, i) for s, i in both if s.ok and i.ok]
+        if not ok:
+            continue
+        ratios = [s.latency_s / i.latency_s for s, i in ok]
+        out.append(Overhead(
+            run=run, pairs=len(ok), failed=len(both) - len(ok),
+            served_mean_s=sum(s.latency_s for s, _ in ok) / len(ok),
+            inprocess_mean_s=sum(i.latency_s for _, i in ok) / len(ok),
+            geomean=math.exp(sum(map(math.log, ratios)) / len(ratios)), low=min(ratios), high=max(ratios),
+            served_ms_per_target_token=_ms_per_target_token([s for s, _ in ok]),
+            inprocess_ms_per_target_token=_ms_per_target_token([i for _, i in ok]),
+            identical=sum(s.predicted == i.predicted for s, i in ok),
+            served_correct=sum(s.correct for s, _ in ok), inprocess_correct=sum(i.correct for _, i in ok)))
+    if not out:
+        raise ValueError("no problem where both the served and the in-process request succeeded")
+    return out
+
+
+def _ms(x: float | None) -> str:
+    return "—" if x is None else f"{x:.0f}"
+
+
+def table(rows: Sequence[Overhead]) -> str:
+    """A markdown table of `rows`, with the latency-weighted overhead of all runs together below it."""
+    lines = ["| run | pairs | served mean (s) | in-process mean (s) | ratio of means | geomean [min–max] | "
+             "target ms/token served / in-process | answers identical | accuracy served / in-process |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        failed = f" ({r.failed} failed)" if r.failed else ""
+        lines.append(f"| {r.run} | {r.pairs}{failed} | {r.served_mean_s:.2f} | {r.inprocess_mean_s:.2f} | "
+                     f"**{r.ratio_of_means:.3f}** | {r.geomean:.3f} [{r.low:.2f}–{r.high:.2f}] | "
+                     f"{_ms(r.served_ms_per_target_token)} / {_ms(r.inprocess_ms_per_target_token)} | "
+                     f"{r.identical}/{r.pairs} | {r.served_correct}/{r.pairs} / {r.inprocess_correct}/{r.pairs} |")
+    served = sum(r.served_mean_s * r.pairs for r in rows)
+    inproc = sum(r.inprocess_mean_s * r.pairs for r in rows)
+    lines.append(f"\nAll runs: served {served:.1f} s, in-process {inproc:.1f} s → overhead "
+                 f"**{100 * (served / inproc - 1):+.1f}%**.")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("served", type=Path, help="results folder of the served run")
+    parser.add_argument("inprocess", type=Path, help="results folder of the in-process run")
+    args = parser.parse_args(argv)
+    try:
+        rows = compare(read_records(args.served), read_records(args.inprocess))
+    except ValueError as e:
+        parser.error(str(e))
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.overhead import compare, main
+from benchmarks.records import write_records
+from tests.unit.benchmarks.bench_fakes import TARGET, record
+
+
+def _side(latencies: dict[str, float], *, run: str = "target", target_s: float = 4.0, failed: str | None = None):
+    return [record(run, pid, latency=lat, outcomes=[TARGET, TARGET], target_s=target_s,
+                   error="ReadTimeout: slow" if pid == failed else None) for pid, lat in latencies.items()]
+
+
+def test_pairs_problems_by_run_and_reports_ratio_geomean_and_range():
+    served = _side({"p0": 11.0, "p1": 24.0, "p2": 5.0}, target_s=5.0)
+    inproc = _side({"p0": 10.0, "p1": 20.0, "p3": 9.0})  # p2 and p3 have no partner
+    (row,) = compare(served, inproc)
+    assert (row.run, row.pairs, row.failed) == ("target", 2, 0)
+    assert row.ratio_of_means == pytest.approx(35 / 30)
+    assert row.geomean == pytest.approx((1.1 * 1.2) ** 0.5)
+    assert (row.low, row.high) == (pytest.approx(1.1), pytest.approx(1.2))
+    # two target steps of 10 tokens each: 5 s (served) and 4 s (in-process) per step
+    assert row.served_ms_per_target_token == pytest.approx(500)
+    assert row.inprocess_ms_per_target_token == pytest.approx(400)
+    assert (row.identical, row.served_correct, row.inprocess_correct) == (2, 2, 2)
+
+
+def test_failed_requests_are_left_out_and_counted():
+    (row,) = compare(_side({"p0": 11.0, "p1": 99.0}, failed="p1"), _side({"p0": 10.0, "p1": 20.0}))
+    assert (row.pairs, row.failed) == (1, 1)
+    assert row.ratio_of_means == pytest.approx(1.1)
+
+
+def test_folders_of_different_benchmarks_are_refused(tmp_path, capsys):
+    with pytest.raises(ValueError, match="share no"):
+        compare(_side({"p0": 1.0}, run="draft"), _side({"p0": 1.0}))
+    with pytest.raises(ValueError, match="both"):
+        compare(_side({"p0": 1.0}, failed="p0"), _side({"p0": 1.0}))
+    served, inproc = tmp_path / "served", tmp_path / "inproc"
+    served.mkdir()
+    inproc.mkdir()
+    write_records(served, _side({"p0": 12.0}))
+    write_records(inproc, _side({"p0": 10.0}))
+    assert main([str(served), str(inproc)]) == 0
+    out = capsys.readouterr().out
+    assert "**1.200**" in out and "overhead **+20.0%**" in out
