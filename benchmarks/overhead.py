@@ -3,12 +3,14 @@
 Run one benchmark config twice on one machine — in-process, and served over HTTP against `specserve up` with the
 same app config — then pair the records by run and problem:
 
-    python -m benchmarks.overhead SERVED_DIR INPROCESS_DIR
+    python -m benchmarks.overhead SERVED_DIR INPROCESS_DIR [INPROCESS_DIR …]
 
-Per run: mean latency of each side, the ratio of the means, the geometric mean of the per-problem ratios with
-their range, the per-token time of target steps (target_time_s ÷ target_tokens, as the engine timed them: the
-part of the overhead inside generation), how many answers are identical and each side's accuracy. With greedy
-decoding both sides should give the same answers; a pair where either request failed is left out and counted.
+Several in-process folders (e.g. one measured before the served run and one after, which brackets a drifting
+machine) are averaged problem by problem. Per run: mean latency of each side, the ratio of the means, the
+geometric mean of the per-problem ratios with their range, the per-token time of target steps (target_time_s ÷
+target_tokens as the method timed them, the call included), how many answers are identical and each side's
+accuracy. With greedy decoding both sides should give the same answers; a pair where a request failed is left out
+and counted.
 """
 
 from __future__ import annotations
@@ -63,31 +65,36 @@ def _ms_per_target_token(records: Sequence[ProblemRecord]) -> float | None:
 
 
 def compare(served: Sequence[ProblemRecord], inprocess: Sequence[ProblemRecord]) -> list[Overhead]:
-    """The overhead of every run present on both sides, in the served side's run order.
+    """The overhead of every run present on both sides, in the served side's run order. A (run, problem) measured
+    more than once in-process counts with its mean latency; its answer is identical and correct only if every
+    in-process answer is.
 
     Raises:
         ValueError: no run and problem in common, or no pair where both requests succeeded.
     """
-    inproc = {(r.run, r.problem_id): r for r in inprocess}
+    inproc: dict[tuple[str, str], list[ProblemRecord]] = {}
+    for r in inprocess:
+        inproc.setdefault((r.run, r.problem_id), []).append(r)
     runs = list(dict.fromkeys(r.run for r in served if (r.run, r.problem_id) in inproc))
     if not runs:
         raise ValueError("the two folders share no (run, problem): compare runs of one benchmark config")
     out = []
     for run in runs:
         both = [(s, inproc[run, s.problem_id]) for s in served if s.run == run and (run, s.problem_id) in inproc]
-        ok = [(s, i) for s, i in both if s.ok and i.ok]
+        ok = [(s, i) for s, i in both if s.ok and all(r.ok for r in i)]
         if not ok:
             continue
-        ratios = [s.latency_s / i.latency_s for s, i in ok]
+        inproc_s = [sum(r.latency_s for r in i) / len(i) for _, i in ok]
+        ratios = [s.latency_s / t for (s, _), t in zip(ok, inproc_s, strict=True)]
         out.append(Overhead(
             run=run, pairs=len(ok), failed=len(both) - len(ok),
-            served_mean_s=sum(s.latency_s for s, _ in ok) / len(ok),
-            inprocess_mean_s=sum(i.latency_s for _, i in ok) / len(ok),
+            served_mean_s=sum(s.latency_s for s, _ in ok) / len(ok), inprocess_mean_s=sum(inproc_s) / len(ok),
             geomean=math.exp(sum(map(math.log, ratios)) / len(ratios)), low=min(ratios), high=max(ratios),
             served_ms_per_target_token=_ms_per_target_token([s for s, _ in ok]),
-            inprocess_ms_per_target_token=_ms_per_target_token([i for _, i in ok]),
-            identical=sum(s.predicted == i.predicted for s, i in ok),
-            served_correct=sum(s.correct for s, _ in ok), inprocess_correct=sum(i.correct for _, i in ok)))
+            inprocess_ms_per_target_token=_ms_per_target_token([r for _, i in ok for r in i]),
+            identical=sum(all(r.predicted == s.predicted for r in i) for s, i in ok),
+            served_correct=sum(s.correct for s, _ in ok),
+            inprocess_correct=sum(all(r.correct for r in i) for _, i in ok)))
     if not out:
         raise ValueError("no problem where both the served and the in-process request succeeded")
     return out
@@ -119,10 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("served", type=Path, help="results folder of the served run")
-    parser.add_argument("inprocess", type=Path, help="results folder of the in-process run")
+    parser.add_argument("inprocess", type=Path, nargs="+", help="results folder(s) of the in-process run")
     args = parser.parse_args(argv)
     try:
-        rows = compare(read_records(args.served), read_records(args.inprocess))
+        rows = compare(read_records(args.served), [r for d in args.inprocess for r in read_records(d)])
     except ValueError as e:
         parser.error(str(e))
     print(table(rows))

@@ -45,3 +45,12 @@ def test_folders_of_different_benchmarks_are_refused(tmp_path, capsys):
     assert main([str(served), str(inproc)]) == 0
     out = capsys.readouterr().out
     assert "**1.200**" in out and "overhead **+20.0%**" in out
+
+
+def test_repeated_inprocess_measurements_are_averaged_problem_by_problem():
+    before, after = _side({"p0": 8.0, "p1": 20.0}), _side({"p0": 12.0, "p1": 20.0})
+    after[1] = record("target", "p1", latency=20.0, correct=False, outcomes=[TARGET, TARGET])
+    (row,) = compare(_side({"p0": 11.0, "p1": 22.0}), before + after)
+    assert row.pairs == 2 and row.inprocess_mean_s == pytest.approx(15.0)
+    assert row.geomean == pytest.approx((1.1 * 1.1) ** 0.5)
+    assert (row.identical, row.inprocess_correct) == (1, 1)  # p1's second in-process answer differs (8, wrong)
