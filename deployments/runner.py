@@ -43,6 +43,7 @@ def _all_healthy(app_name: str) -> bool:
     """Whether Serve's controller reports every deployment of `app_name` HEALTHY: a small protobuf, where
     `serve.status()` builds the details of every replica and proxy (~70 ms of CPU per call on a 2-core host,
     ~4% of a core at one probe per 2 s). Serve marks a deployment UNHEALTHY when it stops a failed replica."""
+    # Serve's own client (private; serve.status() uses it too): its public API has no lighter status read.
     overview = _get_global_client().get_serve_status(app_name)
     return bool(overview.deployment_statuses) and all(
         d.status == DeploymentStatus.HEALTHY for d in overview.deployment_statuses)
