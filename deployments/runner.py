@@ -65,7 +65,8 @@ async def failed_deployments() -> set[str]:
 
 
 class ControllerArms:
-    """The Controller as a request's per-round arm policy (`ArmPolicy` of run_bandit_rounds).
+    """The Controller as the bandit's arm policy: one choice per request, or per round (`ArmPolicy` of
+    run_bandit_rounds).
 
     `choose` asks the Controller (None, so the request's own params, when it cannot be reached); `observe` waits
     until the Controller has the round's outcome, so the request's next choice already counts it (a round-trip
@@ -79,7 +80,7 @@ class ControllerArms:
         try:
             arm = await call(self._controller.choose_arm.remote(), "controller", CONTROL_TIMEOUT_S)
         except BackendError as e:
-            logger.warning("controller unreachable (%s); this round runs without a bandit arm", e)
+            logger.warning("controller unreachable (%s); running without a bandit arm", e)
             return None
         return None if arm is None else Arm.from_dict(arm)
 
@@ -158,6 +159,7 @@ class RequestRunner:
         self._models = remotes[:2]  # what /healthz reports
         self._embedder_ready = False
         self._controller = controller
+        self._arm_policy = ControllerArms(controller)
         self._defaults: ReasoningParams = args.reasoning
         self._metrics = RequestMetrics()
         self._reports: set[asyncio.Task] = set()
@@ -213,25 +215,16 @@ class RequestRunner:
                     round_params(params, Arm(arm_name, arm_knobs))  # every arm must run as rounds: 400 if not
                 params._bandit_rounds = True
                 return params
-            chosen = await self._choose_arm()
+            chosen = await self._arm_policy.choose()
             if chosen is None:
                 return params
-            name, by_bandit = chosen, True
+            name, by_bandit = chosen.name, True
         if name not in self._arms:
             raise InvalidRequestError(f"arm: unknown arm {name!r}; valid: {sorted(self._arms)}", field="arm")
         armed = resolve_params(defaults, {**self._arms[name], **knobs, "arm": name})
         if by_bandit:
             armed._bandit_pull = True
         return armed
-
-    async def _choose_arm(self) -> str | None:
-        """The bandit's arm; None (the defaults) when the controller cannot be reached."""
-        try:
-            arm = await call(self._controller.choose_arm.remote(), "controller", CONTROL_TIMEOUT_S)
-        except BackendError as e:
-            logger.warning("controller unreachable (%s); running without a bandit arm", e)
-            return None
-        return None if arm is None else arm["name"]
 
     async def run(self, question: str, params: ReasoningParams, field: str,
                   on_step: StepCallback | None = None, timeout_s: float | None = None) -> ReasoningResult:
@@ -247,7 +240,7 @@ class RequestRunner:
         method = get_method(params.method)
         if params._bandit_rounds:
             embeds = self._arms_use_embedder or params.step_verifier == "embedding"
-            method = functools.partial(run_bandit_rounds, policy=ControllerArms(self._controller),
+            method = functools.partial(run_bandit_rounds, policy=self._arm_policy,
                                        embedder=await self._ready_embedder() if embeds else None)
         elif uses_embedder(method, params):
             method = functools.partial(method, embedder=await self._ready_embedder())
