@@ -8,7 +8,9 @@ same app config — then pair the records by run and problem:
 Several in-process folders (e.g. one measured before the served run and one after, which brackets a drifting
 machine) are averaged problem by problem. Per run: mean latency of each side, the ratio of the means, the
 geometric mean of the per-problem ratios with their range, the per-token time of target steps (target_time_s ÷
-target_tokens as the method timed them, the call included), how many answers are identical and each side's
+target_tokens as the method timed them, the call included), the model seconds of the kept steps (each step's
+`latency_s`, timed where the model runs: inside the replica when served, so a served request's latency minus these
+is orchestration plus the calls whose output was not kept), how many answers are identical and each side's
 accuracy. With greedy decoding both sides should give the same answers; a pair where a request failed is left out
 and counted.
 """
@@ -36,6 +38,8 @@ class Overhead:
         geomean / low / high: geometric mean, minimum and maximum of the per-problem latency ratios.
         served_ms_per_target_token / inprocess_ms_per_target_token: summed target step time ÷ summed target
             tokens (None when the run wrote no target tokens).
+        served_step_model_s / inprocess_step_model_s: mean of the summed `latency_s` of the kept steps over the
+            records that have step timing (None when none has: records from before it).
         identical: pairs whose predicted answers are equal.
         served_correct / inprocess_correct: correct answers over the pairs.
     """
@@ -50,6 +54,8 @@ class Overhead:
     high: float
     served_ms_per_target_token: float | None
     inprocess_ms_per_target_token: float | None
+    served_step_model_s: float | None
+    inprocess_step_model_s: float | None
     identical: int
     served_correct: int
     inprocess_correct: int
@@ -62,6 +68,15 @@ class Overhead:
 def _ms_per_target_token(records: Sequence[ProblemRecord]) -> float | None:
     tokens = sum(r.stats.target_tokens for r in records if r.stats)
     return 1000 * sum(r.stats.target_time_s for r in records if r.stats) / tokens if tokens else None
+
+
+def _step_model_s(record: ProblemRecord) -> float | None:
+    return sum(s.latency_s for s in record.steps) or None  # None: a record from before step timing
+
+
+def _mean_known(xs: Sequence[float | None]) -> float | None:
+    known = [x for x in xs if x is not None]
+    return sum(known) / len(known) if known else None
 
 
 def compare(served: Sequence[ProblemRecord], inprocess: Sequence[ProblemRecord]) -> list[Overhead]:
@@ -92,6 +107,8 @@ def compare(served: Sequence[ProblemRecord], inprocess: Sequence[ProblemRecord])
             geomean=math.exp(sum(map(math.log, ratios)) / len(ratios)), low=min(ratios), high=max(ratios),
             served_ms_per_target_token=_ms_per_target_token([s for s, _ in ok]),
             inprocess_ms_per_target_token=_ms_per_target_token([r for _, i in ok for r in i]),
+            served_step_model_s=_mean_known([_step_model_s(s) for s, _ in ok]),
+            inprocess_step_model_s=_mean_known([_mean_known([_step_model_s(r) for r in i]) for _, i in ok]),
             identical=sum(all(r.predicted == s.predicted for r in i) for s, i in ok),
             served_correct=sum(s.correct for s, _ in ok),
             inprocess_correct=sum(all(r.correct for r in i) for _, i in ok)))
@@ -104,16 +121,22 @@ def _ms(x: float | None) -> str:
     return "—" if x is None else f"{x:.0f}"
 
 
+def _s(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
 def table(rows: Sequence[Overhead]) -> str:
     """A markdown table of `rows`, with the latency-weighted overhead of all runs together below it."""
     lines = ["| run | pairs | served mean (s) | in-process mean (s) | ratio of means | geomean [min–max] | "
-             "target ms/token served / in-process | answers identical | accuracy served / in-process |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "target ms/token served / in-process | kept steps' model s served / in-process | answers identical | "
+             "accuracy served / in-process |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         failed = f" ({r.failed} failed)" if r.failed else ""
         lines.append(f"| {r.run} | {r.pairs}{failed} | {r.served_mean_s:.2f} | {r.inprocess_mean_s:.2f} | "
                      f"**{r.ratio_of_means:.3f}** | {r.geomean:.3f} [{r.low:.2f}–{r.high:.2f}] | "
                      f"{_ms(r.served_ms_per_target_token)} / {_ms(r.inprocess_ms_per_target_token)} | "
+                     f"{_s(r.served_step_model_s)} / {_s(r.inprocess_step_model_s)} | "
                      f"{r.identical}/{r.pairs} | {r.served_correct}/{r.pairs} / {r.inprocess_correct}/{r.pairs} |")
     served = sum(r.served_mean_s * r.pairs for r in rows)
     inproc = sum(r.inprocess_mean_s * r.pairs for r in rows)

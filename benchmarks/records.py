@@ -99,14 +99,15 @@ def stats_from_json(data: dict[str, Any]) -> ReasoningStats:
 
 def step_to_json(step: StepRecord) -> dict[str, Any]:
     return {"index": step.index, "author": step.author.value, "outcome": step.outcome.value, "score": step.score,
-            "num_tokens": step.num_tokens, "text": step.text, "draft_text": step.draft_text, "arm": step.arm}
+            "num_tokens": step.num_tokens, "text": step.text, "draft_text": step.draft_text, "arm": step.arm,
+            "latency_s": step.latency_s}
 
 
 def step_from_json(data: dict[str, Any]) -> StepRecord:
     return StepRecord(index=int(data["index"]), text=data.get("text", ""), author=Author(data["author"]),
                       outcome=StepOutcome(data["outcome"]), score=data.get("score"),
                       draft_text=data.get("draft_text"), num_tokens=int(data.get("num_tokens", 0)),
-                      arm=data.get("arm"))
+                      arm=data.get("arm"), latency_s=float(data.get("latency_s", 0.0)))
 
 
 class RecordWriter:

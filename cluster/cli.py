@@ -51,7 +51,8 @@ def format_trace(result: dict[str, Any]) -> str:
     lines = []
     for s in result["steps"]:
         score = f" (score {s['score']:.2f})" if s.get("score") is not None else ""
-        lines.append(f"[{s['index']:>2}] {marks[s['outcome']]}{score}, {s['num_tokens']} tokens")
+        lines.append(f"[{s['index']:>2}] {marks[s['outcome']]}{score}, {s['num_tokens']} tokens"
+                     f" in {s.get('latency_s', 0.0):.2f} s")
         if s.get("draft_text"):
             lines.append(_style("     rejected draft: " + s["draft_text"].replace("\n", "\n     "), "2"))
         lines.append("     " + s["text"].replace("\n", "\n     "))

@@ -89,7 +89,7 @@ class SSRParams(_message.Message):
     def __init__(self, k: _Optional[int] = ..., early_stop: _Optional[str] = ..., stop_score: _Optional[float] = ..., pool: _Optional[_Iterable[str]] = ..., guided: _Optional[bool] = ...) -> None: ...
 
 class Step(_message.Message):
-    __slots__ = ("index", "text", "author", "outcome", "score", "draft_text", "num_tokens", "arm")
+    __slots__ = ("index", "text", "author", "outcome", "score", "draft_text", "num_tokens", "arm", "latency_s")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +98,7 @@ class Step(_message.Message):
     DRAFT_TEXT_FIELD_NUMBER: _ClassVar[int]
     NUM_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ARM_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_S_FIELD_NUMBER: _ClassVar[int]
     index: int
     text: str
     author: str
@@ -106,7 +107,8 @@ class Step(_message.Message):
     draft_text: str
     num_tokens: int
     arm: str
-    def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ..., author: _Optional[str] = ..., outcome: _Optional[str] = ..., score: _Optional[float] = ..., draft_text: _Optional[str] = ..., num_tokens: _Optional[int] = ..., arm: _Optional[str] = ...) -> None: ...
+    latency_s: float
+    def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ..., author: _Optional[str] = ..., outcome: _Optional[str] = ..., score: _Optional[float] = ..., draft_text: _Optional[str] = ..., num_tokens: _Optional[int] = ..., arm: _Optional[str] = ..., latency_s: _Optional[float] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("answer", "score")

@@ -97,7 +97,7 @@ class ReasoningRun:
                   score: float | None = None, draft_text: str | None = None) -> StopReason | None:
         """Append a step and report it; return why the run stops now, or None to go on."""
         record = StepRecord(len(self.records), output.text, author, outcome, score, draft_text, output.num_tokens,
-                            self.arm)
+                            self.arm, output.latency_s)
         self.records.append(record)
         self._tokens_used += output.num_tokens
         self.stats.spec_rounds += output.spec_rounds

@@ -158,6 +158,8 @@ class StepRecord:
         draft_text: the rejected draft, for rewritten steps.
         num_tokens: tokens of `text`.
         arm: the bandit arm of the round that kept the step (bandit_granularity "step"; else None).
+        latency_s: seconds the model call that wrote `text` took where the model runs (inside the replica when
+            served, so the request's time per phase minus these is orchestration); shared by a batch.
     """
 
     index: int
@@ -168,6 +170,7 @@ class StepRecord:
     draft_text: str | None = None
     num_tokens: int = 0
     arm: str | None = None
+    latency_s: float = 0.0
 
 
 def token_acceptance_rate(accepted: int, drafted: int) -> float | None:

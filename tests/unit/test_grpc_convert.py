@@ -21,7 +21,7 @@ RESULT = ReasoningResult(
     method="specreason", answer="42", text="six times seven\n\n\\boxed{42}", stop_reason=StopReason.ANSWER,
     steps=(StepRecord(0, "six times seven", Author.DRAFT, StepOutcome.ACCEPTED, score=7.5, num_tokens=4),
            StepRecord(1, "\\boxed{42}", Author.TARGET, StepOutcome.REWRITTEN, score=2.0, draft_text="41",
-                      num_tokens=5)),
+                      num_tokens=5, latency_s=0.75)),
     stats=ReasoningStats(steps_drafted=2, steps_accepted=1, steps_rewritten=1, wall_time_s=1.5),
 )
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from benchmarks.overhead import compare, main
@@ -54,3 +56,19 @@ def test_repeated_inprocess_measurements_are_averaged_problem_by_problem():
     assert row.pairs == 2 and row.inprocess_mean_s == pytest.approx(15.0)
     assert row.geomean == pytest.approx((1.1 * 1.1) ** 0.5)
     assert (row.identical, row.inprocess_correct) == (1, 1)  # p1's second in-process answer differs (8, wrong)
+
+
+def _timed(records, step_s: float):
+    return [replace(r, steps=tuple(replace(s, latency_s=step_s) for s in r.steps)) for r in records]
+
+
+def test_kept_steps_model_seconds_are_summed_per_request_and_averaged():
+    """Two kept steps per request: served 2 × 4.5 s; in-process 2 × 4 s before and 2 × 5 s after."""
+    served = _timed(_side({"p0": 11.0}), 4.5)
+    (row,) = compare(served, _timed(_side({"p0": 10.0}), 4.0) + _timed(_side({"p0": 10.0}), 5.0))
+    assert row.served_step_model_s == pytest.approx(9.0)
+    assert row.inprocess_step_model_s == pytest.approx(9.0)
+    (untimed,) = compare(served, _side({"p0": 10.0}))  # records from before step timing
+    assert untimed.inprocess_step_model_s is None
+    (mixed,) = compare(served, _side({"p0": 10.0}) + _timed(_side({"p0": 10.0}), 5.0))
+    assert mixed.inprocess_step_model_s == pytest.approx(10.0)  # the untimed record is left out, not counted as 0

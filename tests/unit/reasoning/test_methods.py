@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from cluster.config.schema import ReasoningParams
@@ -49,6 +51,15 @@ async def test_specreason_rewrites_rejected_steps_with_the_target():
     assert verifier.target_calls[0].steps == (DRAFTS[0].text,)
     # the next draft continues from the target's rewrite
     assert verifier.score_calls[2][0].steps == (DRAFTS[0].text, TARGETS[0].text)
+
+
+async def test_steps_record_the_latency_of_the_call_that_wrote_them():
+    """Accepted steps carry the draft call's seconds, the rewritten step the target call's."""
+    drafts = [replace(d, latency_s=0.5) for d in DRAFTS]
+    targets = [replace(t, latency_s=2.0) for t in TARGETS]
+    verifier = ScriptedVerifier([ACCEPT, REJECT, ACCEPT], targets)
+    result = await run("specreason", ScriptedDrafter(drafts), verifier, threshold=7)
+    assert [s.latency_s for s in result.steps] == [0.5, 2.0, 0.5]
 
 
 @pytest.mark.parametrize("score_method, greedy_accepts", [("greedy", True), ("expected", False)],
