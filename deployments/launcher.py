@@ -113,10 +113,11 @@ def grpc_options(cfg: AppArgs) -> gRPCOptions | None:
 
 def ray_environment(cfg: AppArgs) -> dict[str, str]:
     """Environment for the local Ray that `start` launches: its daemons and workers inherit it, so it sets the
-    workers' nice value and the period of Serve's controller loop (`server.ray_worker_niceness`,
-    `server.serve_control_loop_s`)."""
+    workers' nice value, the period of Serve's controller loop and of its metrics export
+    (`server.ray_worker_niceness`, `server.serve_control_loop_s`, `server.serve_metrics_export_s`)."""
     return {"RAY_worker_niceness": str(cfg.server.ray_worker_niceness),
-            "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": f"{cfg.server.serve_control_loop_s:g}"}
+            "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": f"{cfg.server.serve_control_loop_s:g}",
+            "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": str(round(1000 * cfg.server.serve_metrics_export_s))}
 
 
 def start(cfg: AppArgs) -> dict[str, str]:

@@ -304,6 +304,10 @@ class ServerConfig(StrictModel):
     serve_control_loop_s: float = Field(
         0.5, gt=0, description="`specserve up`: period of Serve's controller loop (Serve's default 0.1 s costs a few "
                                "percent of a core at idle); it paces deploys, health checks and autoscaling.")
+    serve_metrics_export_s: float = Field(
+        2.0, ge=0.01, description="`specserve up`: how often Serve's replicas and handles export their cached request "
+                                  "metrics (Serve's default 0.1 s wakes every replica ten times a second); Prometheus "
+                                  "scrapes far less often.")
     limits: RequestLimits = Field(default_factory=RequestLimits, description="Size caps of one request.")
     max_inflight_requests: int = Field(
         32, gt=0, description="Requests one ingress replica runs at once; more are refused at once with HTTP 503 + "

@@ -113,12 +113,15 @@ def _replica_nice_values(app_name: str) -> set[int]:
     return found
 
 
-def test_ray_environment_sets_worker_niceness_and_serve_loop_period():
+def test_ray_environment_sets_worker_niceness_and_serve_periods():
     cfg = AppArgs.model_validate({"draft": {"path": "d"}, "target": {"path": "t"},
-                                  "server": {"ray_worker_niceness": 5, "serve_control_loop_s": 0.25}})
-    assert ray_environment(cfg) == {"RAY_worker_niceness": "5", "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.25"}
-    with pytest.raises(ValueError, match="ray_worker_niceness"):
-        AppArgs.model_validate({"draft": {"path": "d"}, "target": {"path": "t"}, "server": {"ray_worker_niceness": 20}})
+                                  "server": {"ray_worker_niceness": 5, "serve_control_loop_s": 0.25,
+                                             "serve_metrics_export_s": 1.5}})
+    assert ray_environment(cfg) == {"RAY_worker_niceness": "5", "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.25",
+                                    "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "1500"}
+    for key, bad in (("ray_worker_niceness", 20), ("serve_metrics_export_s", 0)):
+        with pytest.raises(ValueError, match=key):
+            AppArgs.model_validate({"draft": {"path": "d"}, "target": {"path": "t"}, "server": {key: bad}})
 
 
 def test_up_serves_until_sigint_then_shuts_down(tiny_model_dirs):
