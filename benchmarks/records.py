@@ -98,9 +98,7 @@ def stats_from_json(data: dict[str, Any]) -> ReasoningStats:
 
 
 def step_to_json(step: StepRecord) -> dict[str, Any]:
-    return {"index": step.index, "author": step.author.value, "outcome": step.outcome.value, "score": step.score,
-            "num_tokens": step.num_tokens, "text": step.text, "draft_text": step.draft_text, "arm": step.arm,
-            "latency_s": step.latency_s}
+    return step.to_dict()
 
 
 def step_from_json(data: dict[str, Any]) -> StepRecord:

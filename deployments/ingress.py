@@ -293,7 +293,7 @@ class IngressDeployment:
             async for step in steps:
                 delta = {"role": "assistant", "content": step.text} if step.index == 0 else {
                     "content": meta.delimiter + step.text}
-                yield chunk(delta, specserve={"step": protocol.step_dict(step)})
+                yield chunk(delta, specserve={"step": step.to_dict()})
             result = steps.result()
             yield chunk({}, finish=protocol.finish_reason(result),
                         specserve=protocol.extension(result, with_steps=False))

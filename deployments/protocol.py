@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import asdict
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.errors import InvalidRequestError
-from cluster.reasoning.types import ReasoningResult, StepRecord, StopReason
+from cluster.reasoning.types import ReasoningResult, StopReason
 
 _LENGTH_STOPS = (StopReason.BUDGET, StopReason.MAX_STEPS)
 
@@ -109,11 +108,6 @@ class ChatCompletionRequest(BaseModel):
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
-
-
-def step_dict(record: StepRecord) -> dict[str, Any]:
-    """One step of the trace as JSON (the shape of `steps[i]` in responses)."""
-    return {**asdict(record), "author": record.author.value, "outcome": record.outcome.value}
 
 
 def reason_body(result: ReasoningResult, request_id: str, model: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ fails instead, so the proto follows every new field.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
@@ -81,7 +80,7 @@ def request_message(question: str, knobs: dict[str, Any]) -> pb.ReasonRequest:
 
 
 def step_message(record: StepRecord) -> pb.Step:
-    return _parse({**asdict(record), "author": record.author.value, "outcome": record.outcome.value}, pb.Step())
+    return _parse(record.to_dict(), pb.Step())
 
 
 def reason_response(result: ReasoningResult, request_id: str, model: str, created: int, *,

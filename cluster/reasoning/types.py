@@ -172,6 +172,10 @@ class StepRecord:
     arm: str | None = None
     latency_s: float = 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        """The step as JSON (the shape of `steps[i]` in responses and benchmark records)."""
+        return {**asdict(self), "author": self.author.value, "outcome": self.outcome.value}
+
 
 def token_acceptance_rate(accepted: int, drafted: int) -> float | None:
     """Token-level acceptance rate = accepted / drafted tokens (None before any drafting)."""
@@ -267,9 +271,7 @@ class ReasoningResult:
             "answer": self.answer,
             "text": self.text,
             "stop_reason": self.stop_reason.value,
-            "steps": [
-                {**asdict(s), "author": s.author.value, "outcome": s.outcome.value} for s in self.steps
-            ],
+            "steps": [s.to_dict() for s in self.steps],
             "stats": self.stats.to_dict(),
             "arm": self.arm,
             "candidates": [asdict(c) for c in self.candidates],
