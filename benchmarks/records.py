@@ -68,7 +68,7 @@ class ProblemRecord:
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("stats", "steps", "candidates")}
         data["stats"] = None if self.stats is None else self.stats.to_dict()
-        data["steps"] = [step_to_json(s) for s in self.steps]
+        data["steps"] = [s.to_dict() for s in self.steps]
         data["candidates"] = [{"answer": c.answer, "score": c.score} for c in self.candidates]
         return data
 
@@ -95,10 +95,6 @@ def candidates_from_json(data: list[dict[str, Any]] | None) -> tuple[Candidate, 
 def stats_from_json(data: dict[str, Any]) -> ReasoningStats:
     """ReasoningStats from its dict; derived or unknown keys (e.g. acceptance_rate) are ignored."""
     return ReasoningStats(**{k: v for k, v in data.items() if k in _STATS_FIELDS})
-
-
-def step_to_json(step: StepRecord) -> dict[str, Any]:
-    return step.to_dict()
 
 
 def step_from_json(data: dict[str, Any]) -> StepRecord:
