@@ -80,8 +80,14 @@ def _threads(pid: int) -> list[int]:
         return []
 
 
-def apply(pids: Sequence[int], condition: str) -> None:
-    """Put every thread of `pids` in `condition` (one of CONDITIONS); processes that have exited are skipped."""
+def apply(pids: Sequence[int], condition: str, stop_timeout_s: float = 5.0) -> None:
+    """Put every thread of `pids` in `condition` (one of CONDITIONS); processes that have exited are skipped.
+
+    SIGSTOP is delivered asynchronously, so `frozen` returns only once every process reports itself stopped.
+
+    Raises:
+        TimeoutError: a process still runs `stop_timeout_s` after SIGSTOP.
+    """
     if condition not in CONDITIONS:
         raise ValueError(f"unknown condition {condition!r}; valid: {list(CONDITIONS)}")
     for pid in pids:
@@ -98,6 +104,22 @@ def apply(pids: Sequence[int], condition: str) -> None:
             os.kill(pid, signal.SIGSTOP if condition == "frozen" else signal.SIGCONT)
         except ProcessLookupError:
             continue
+    if condition == "frozen":
+        _wait_stopped(pids, stop_timeout_s)
+
+
+def _wait_stopped(pids: Sequence[int], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    for pid in pids:
+        while True:
+            try:
+                if _stat_fields(pid)[0] in "TtZX":
+                    break
+            except OSError:
+                break  # exited
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"process {pid} did not stop within {timeout_s} s of SIGSTOP")
+            time.sleep(0.005)
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
