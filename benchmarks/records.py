@@ -13,12 +13,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
-from cluster.reasoning.types import Author, Candidate, ReasoningStats, StepOutcome, StepRecord
+from cluster.reasoning.types import Candidate, ReasoningStats, StepRecord
 
 SCHEMA_VERSION = 1
 RECORDS_FILE = "records.jsonl"
 META_FILE = "meta.json"
-_STATS_FIELDS = frozenset(f.name for f in fields(ReasoningStats))
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,27 +80,10 @@ class ProblemRecord:
             correct=bool(data["correct"]), latency_s=float(data["latency_s"]), seq=int(data.get("seq", 0)),
             started_s=float(data.get("started_s", 0.0)), error=data.get("error"), method=data.get("method"),
             arm=data.get("arm"), stop_reason=data.get("stop_reason"), text=data.get("text"),
-            stats=None if stats is None else stats_from_json(stats),
-            steps=tuple(step_from_json(s) for s in data.get("steps") or ()),
-            candidates=candidates_from_json(data.get("candidates")),
+            stats=None if stats is None else ReasoningStats.from_dict(stats),
+            steps=tuple(StepRecord.from_dict(s) for s in data.get("steps") or ()),
+            candidates=tuple(Candidate.from_dict(c) for c in data.get("candidates") or ()),
         )
-
-
-def candidates_from_json(data: list[dict[str, Any]] | None) -> tuple[Candidate, ...]:
-    """best_of_n's scored candidates from a response or record (absent in older records: ())."""
-    return tuple(Candidate(c.get("answer"), float(c["score"])) for c in data or ())
-
-
-def stats_from_json(data: dict[str, Any]) -> ReasoningStats:
-    """ReasoningStats from its dict; derived or unknown keys (e.g. acceptance_rate) are ignored."""
-    return ReasoningStats(**{k: v for k, v in data.items() if k in _STATS_FIELDS})
-
-
-def step_from_json(data: dict[str, Any]) -> StepRecord:
-    return StepRecord(index=int(data["index"]), text=data.get("text", ""), author=Author(data["author"]),
-                      outcome=StepOutcome(data["outcome"]), score=data.get("score"),
-                      draft_text=data.get("draft_text"), num_tokens=int(data.get("num_tokens", 0)),
-                      arm=data.get("arm"), latency_s=float(data.get("latency_s", 0.0)))
 
 
 class RecordWriter:

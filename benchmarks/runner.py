@@ -25,17 +25,11 @@ from benchmarks.datasets import Problem, load_problems
 from benchmarks.environment import app_info, git_info, machine_info, versions
 from benchmarks.plan import ORDER_NOTES, EngineGroup, Job, engine_groups, plan_jobs
 from benchmarks.reasoners import ClientFactory, EngineFactory, EngineReasoner, Reasoner, ServedReasoner
-from benchmarks.records import (
-    ProblemRecord,
-    RecordWriter,
-    candidates_from_json,
-    stats_from_json,
-    step_from_json,
-    write_meta,
-)
+from benchmarks.records import ProblemRecord, RecordWriter, write_meta
 from cluster.config.schema import AppArgs
 from cluster.errors import SpecServeError
 from cluster.reasoning.steps import answers_match
+from cluster.reasoning.types import Candidate, ReasoningStats, StepRecord
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +62,9 @@ def _to_record(job: Job, result: dict[str, Any], latency: float, started: float)
         expected=job.problem.answer, predicted=answer, correct=answers_match(answer, job.problem.answer),
         latency_s=latency, seq=job.seq, started_s=started, method=result.get("method"),
         arm=result.get("arm"), stop_reason=result.get("stop_reason"), text=result.get("text"),
-        stats=stats_from_json(result["stats"]), steps=tuple(step_from_json(s) for s in result.get("steps") or ()),
-        candidates=candidates_from_json(result.get("candidates")),
+        stats=ReasoningStats.from_dict(result["stats"]),
+        steps=tuple(StepRecord.from_dict(s) for s in result.get("steps") or ()),
+        candidates=tuple(Candidate.from_dict(c) for c in result.get("candidates") or ()),
     )
 
 

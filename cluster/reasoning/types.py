@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -176,6 +176,12 @@ class StepRecord:
         """The step as JSON (the shape of `steps[i]` in responses and benchmark records)."""
         return {**asdict(self), "author": self.author.value, "outcome": self.outcome.value}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepRecord:
+        """The inverse of `to_dict`; keys it does not know are ignored, absent optional ones take their defaults."""
+        known = _known(cls, data)
+        return cls(**{**known, "author": Author(data["author"]), "outcome": StepOutcome(data["outcome"])})
+
 
 def token_acceptance_rate(accepted: int, drafted: int) -> float | None:
     """Token-level acceptance rate = accepted / drafted tokens (None before any drafting)."""
@@ -239,6 +245,11 @@ class ReasoningStats:
         data["mean_acceptance_length"] = self.mean_acceptance_length
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReasoningStats:
+        """The inverse of `to_dict`: the derived rates and unknown keys are ignored."""
+        return cls(**_known(cls, data))
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
@@ -246,6 +257,10 @@ class Candidate:
 
     answer: str | None
     score: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Candidate:
+        return cls(data.get("answer"), float(data["score"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,3 +291,9 @@ class ReasoningResult:
             "arm": self.arm,
             "candidates": [asdict(c) for c in self.candidates],
         }
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The items of `data` that name a field of the dataclass `cls`."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}

@@ -10,7 +10,7 @@ import pytest
 from benchmarks import runner
 from benchmarks.config import CONFIGS_DIR, load_bench_config
 from benchmarks.datasets import load_problems
-from benchmarks.records import read_meta, read_records, step_from_json
+from benchmarks.records import read_meta, read_records
 from cluster.config import load_config
 from cluster.errors import ConfigError
 from cluster.reasoning.types import Author, StepOutcome, StepRecord
@@ -58,7 +58,7 @@ def test_inprocess_run_writes_one_record_per_problem_and_run(tmp_path, answers):
 def test_a_step_round_trips_through_its_json_record():
     step = StepRecord(2, "3 + 4 = 7", Author.TARGET, StepOutcome.REWRITTEN, score=1.5, draft_text="3 + 4 = 8",
                       num_tokens=6, arm="sr-t7", latency_s=1.25)
-    assert step_from_json(json.loads(json.dumps(step.to_dict()))) == step
+    assert StepRecord.from_dict(json.loads(json.dumps(step.to_dict()))) == step
 
 
 def test_meta_records_what_a_reader_needs_to_reproduce(tmp_path, answers):
