@@ -51,9 +51,9 @@ class RunSpec(_Strict):
     name: str = Field(pattern=_NAME_PATTERN, description="Unique run name (used in tables, plots and records).")
     knobs: dict[str, Any] = Field(default_factory=dict, description="Request knobs (ReasoningParams fields), "
                                                                     "e.g. {method: specreason, threshold: 7}.")
-    app_overrides: list[str] = Field(default_factory=list, description="In-process only: extra `key=value` "
-                                     "overrides of the app config for this run (e.g. token-level speculation "
-                                     "in engine_kwargs); runs with different overrides get their own engine.")
+    app_overrides: list[str] = Field(default_factory=list, description="In-process or launched served mode only: "
+                                     "extra `key=value` overrides of the app config for this run (e.g. token-level "
+                                     "speculation); runs with different overrides get their own engine (or app).")
 
 
 class BenchConfig(_Strict):
@@ -63,19 +63,25 @@ class BenchConfig(_Strict):
                                                                   "with it.")
     dataset: DatasetConfig = Field(default_factory=DatasetConfig, description="The problems.")
     app_config: list[str] = Field(default_factory=list, description="specserve config files (relative to the "
-                                  "working directory); empty = the embedded default. Served mode: the config the "
-                                  "server is assumed to run, used to validate knobs and recorded in meta.json.")
+                                  "working directory); empty = the embedded default. Served mode with a url: the "
+                                  "config the server is assumed to run, used to validate knobs and recorded in "
+                                  "meta.json.")
     app_overrides: list[str] = Field(default_factory=list, description="`key=value` overrides of the app config "
                                      "(e.g. draft.path=/models/tiny-draft).")
     mode: Literal["inprocess", "served"] = Field("inprocess", description="inprocess: one Engine in this process; "
-                                                                         "served: requests to a running app.")
-    url: str | None = Field(None, description="Base URL of the served app (served mode only).")
+                                                                         "served: requests over HTTP to an app (at "
+                                                                         "url, or one the runner launches).")
+    url: str | None = Field(None, description="Base URL of a running app (served mode, unless launch is set).")
+    launch: bool = Field(False, description="Served mode: the runner starts the app itself on a local Ray (as "
+                                            "`specserve up` does), one app per engine group with that group's app "
+                                            "config, sends the group's requests over HTTP, then stops it.")
     concurrency: int = Field(1, gt=0, description="Requests in flight at once.")
     request_timeout_s: float = Field(1800.0, gt=0, description="Served mode: client timeout of one request.")
-    order: Literal["grouped", "interleaved"] = Field(
+    order: Literal["grouped", "interleaved", "paired"] = Field(
         "grouped", description="grouped: all problems of a run, then the next run; interleaved: every run on "
-                               "a problem, then the next problem. Engine groups (distinct app_overrides) always "
-                               "run one after another.")
+                               "a problem, then the next problem, engine groups (distinct app_overrides) one after "
+                               "another; paired: like interleaved, but every engine group is loaded afresh for "
+                               "each problem, so runs on different engines are paired in time too.")
     warmup: bool = Field(True, description="Send one short untimed request per method before timing.")
     warmup_tokens: int = Field(32, gt=0, description="Token budget of a warm-up request.")
     runs: list[RunSpec] = Field(min_length=1, description="The runs, in the order they execute (grouped order).")
@@ -100,12 +106,14 @@ class BenchConfig(_Strict):
             if unknown:
                 raise ValueError(f"{key} names unknown runs {unknown}; runs are {names}")
         if self.mode == "served":
-            if not self.url:
-                raise ValueError("mode=served needs url")
-            if any(r.app_overrides for r in self.runs):
-                raise ValueError("per-run app_overrides need mode=inprocess (a served app has one config)")
-        elif self.url:
-            raise ValueError("url is set but mode is inprocess; add mode=served")
+            if bool(self.url) == self.launch:
+                raise ValueError("mode=served needs either url (a running app) or launch=true (the runner starts "
+                                 "it), not both")
+            if self.url and any(r.app_overrides for r in self.runs):
+                raise ValueError("per-run app_overrides need mode=inprocess or launch=true (a running app has one "
+                                 "config)")
+        elif self.url or self.launch:
+            raise ValueError("url and launch are for served mode, but mode is inprocess; add mode=served")
         return self
 
     def selected_runs(self) -> list[RunSpec]:

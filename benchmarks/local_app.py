@@ -1,13 +1,35 @@
-"""A throwaway local app for the reliability benchmark and the integration tests: a free port, the tiny-model app
-configuration, polling until a condition holds, killing a replica."""
+"""Local apps for the benchmarks and the integration tests: serving an app config for the runner's launched
+served mode, a free port, the tiny-model app configuration, polling until a condition holds, killing a replica."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cluster.config.schema import AppArgs
+
+
+@contextlib.contextmanager
+def launched_app(app: AppArgs) -> Iterator[str]:
+    """Serve `app` as `specserve up` does (a local Ray in this process, Serve, the app, running) and yield its base
+    URL; shut Serve and Ray down on exit.
+
+    Raises:
+        ConfigError / LaunchError: resources short, deploy failed or not running in time.
+    """
+    from deployments import launcher  # lazy: Ray is imported only when an app is launched
+
+    launcher.start(app)
+    try:
+        host = "127.0.0.1" if app.server.host == "0.0.0.0" else app.server.host  # bound to all: connect locally
+        yield f"http://{host}:{app.server.port}"
+    finally:
+        launcher.stop(app.server.app_name)
 
 
 def free_port() -> int:

@@ -16,6 +16,8 @@ from cluster.errors import ConfigError
 ORDER_NOTES = {
     "grouped": "grouped by run: all problems of one run, then the next run (config order)",
     "interleaved": "interleaved: every run on one problem, then the next problem",
+    "paired": "paired: every run on one problem, then the next problem, each engine group loaded afresh for each "
+              "problem, so runs on different engines are also close in time",
 }
 
 
@@ -38,10 +40,19 @@ class EngineGroup:
 
 
 def plan_jobs(runs: Sequence[RunSpec], problems: Sequence[Problem], order: str, start: int = 0) -> list[Job]:
-    """Requests in execution order: run-major ("grouped") or problem-major ("interleaved")."""
+    """Requests in execution order: run-major ("grouped") or problem-major ("interleaved", "paired")."""
     pairs = ([(r, p) for r in runs for p in problems] if order == "grouped"
              else [(r, p) for p in problems for r in runs])
     return [Job(start + i, r, p) for i, (r, p) in enumerate(pairs)]
+
+
+def sessions(groups: Sequence[EngineGroup], problems: Sequence[Problem],
+             order: str) -> list[tuple[int, Sequence[Problem]]]:
+    """(engine group index, its problems) for each time an engine is loaded: each group once for all problems, or
+    ("paired") each group once per problem, the groups in turn."""
+    if order == "paired":
+        return [(i, [p]) for p in problems for i in range(len(groups))]
+    return [(i, problems) for i in range(len(groups))]
 
 
 def engine_groups(cfg: BenchConfig) -> list[EngineGroup]:

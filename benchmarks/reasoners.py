@@ -7,6 +7,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class ClientLike(Protocol):
 
 EngineFactory = Callable[["AppArgs"], EngineLike]
 ClientFactory = Callable[[str, float], ClientLike]
+AppLauncher = Callable[["AppArgs"], AbstractContextManager[str]]  # serves an app config; yields its base URL
 
 
 class Reasoner(abc.ABC):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import shlex
 import sys
@@ -23,8 +24,16 @@ from tqdm import tqdm
 from benchmarks.config import BenchConfig, RunSpec, load_bench_config
 from benchmarks.datasets import Problem, load_problems
 from benchmarks.environment import app_info, git_info, machine_info, versions
-from benchmarks.plan import ORDER_NOTES, EngineGroup, Job, engine_groups, plan_jobs
-from benchmarks.reasoners import ClientFactory, EngineFactory, EngineReasoner, Reasoner, ServedReasoner
+from benchmarks.local_app import launched_app
+from benchmarks.plan import ORDER_NOTES, EngineGroup, Job, engine_groups, plan_jobs, sessions
+from benchmarks.reasoners import (
+    AppLauncher,
+    ClientFactory,
+    EngineFactory,
+    EngineReasoner,
+    Reasoner,
+    ServedReasoner,
+)
 from benchmarks.records import ProblemRecord, RecordWriter, write_meta
 from cluster.config.schema import AppArgs
 from cluster.errors import SpecServeError
@@ -140,31 +149,45 @@ class _Progress:
 class _Factories:
     engine: EngineFactory
     client: ClientFactory | None
+    app: AppLauncher
+
+
+def _open_reasoner(cfg: BenchConfig, group: EngineGroup, factories: _Factories,
+                   stack: contextlib.AsyncExitStack) -> Reasoner:
+    """The group's reasoner, closed by `stack`; a launched app is stopped by `stack` after the reasoner closes."""
+    if cfg.mode == "served":
+        if cfg.launch:
+            logger.info("launching the app for runs %s", [r.name for r in group.runs])
+            url = stack.enter_context(factories.app(group.app))
+        else:
+            assert cfg.url is not None  # validated by BenchConfig
+            url = cfg.url
+        reasoner: Reasoner = ServedReasoner(url, cfg.request_timeout_s, cfg.concurrency, factories.client)
+    else:
+        logger.info("loading the engine for runs %s", [r.name for r in group.runs])
+        reasoner = EngineReasoner(factories.engine(group.app))
+    stack.push_async_callback(reasoner.close)
+    return reasoner
 
 
 async def _execute(cfg: BenchConfig, groups: Sequence[EngineGroup], problems: Sequence[Problem],
                    progress: _Progress, meta: dict[str, Any], factories: _Factories) -> None:
     t0 = time.perf_counter()
     seq = 0
-    for group, info in zip(groups, meta["engines"], strict=True):
-        t = time.perf_counter()
-        if cfg.mode == "served":
-            assert cfg.url is not None  # validated by BenchConfig
-            reasoner: Reasoner = ServedReasoner(cfg.url, cfg.request_timeout_s, cfg.concurrency, factories.client)
-        else:
-            logger.info("loading the engine for runs %s", [r.name for r in group.runs])
-            reasoner = EngineReasoner(factories.engine(group.app))
-        info["load_s"] = time.perf_counter() - t
-        try:
-            info["warmup"] = (await _warmup(reasoner, group.runs, cfg.warmup_tokens, group.app.reasoning.method)
-                              if cfg.warmup else [])
-            info["server_before"] = await reasoner.describe()
-            jobs = plan_jobs(group.runs, problems, cfg.order, seq)
+    for index, batch in sessions(groups, problems, cfg.order):
+        group, t = groups[index], time.perf_counter()
+        opened: dict[str, Any] = {"problems": [p.id for p in batch]}
+        meta["engines"][index]["opened"].append(opened)
+        async with contextlib.AsyncExitStack() as stack:
+            reasoner = _open_reasoner(cfg, group, factories, stack)
+            opened["load_s"] = time.perf_counter() - t
+            opened["warmup"] = (await _warmup(reasoner, group.runs, cfg.warmup_tokens, group.app.reasoning.method)
+                                if cfg.warmup else [])
+            opened["server_before"] = await reasoner.describe()
+            jobs = plan_jobs(group.runs, batch, cfg.order, seq)
             seq += len(jobs)
             await _run_jobs(reasoner, jobs, cfg.concurrency, t0, progress)
-            info["server_after"] = await reasoner.describe()
-        finally:
-            await reasoner.close()
+            opened["server_after"] = await reasoner.describe()
 
 
 def _new_run_dir(cfg: BenchConfig, started: datetime) -> Path:
@@ -189,14 +212,15 @@ def _meta(cfg: BenchConfig, groups: Sequence[EngineGroup], problems: Sequence[Pr
                  for g in groups for r in g.runs],
         "baseline": cfg.baseline, "compare_to": cfg.compare_to,
         "engines": [{"runs": [r.name for r in g.runs], "app_overrides": list(g.app_overrides),
-                     "served": cfg.mode == "served", **app_info(g.app)} for g in groups],
+                     "served": cfg.mode == "served", "launched": cfg.launch, **app_info(g.app),
+                     "opened": []} for g in groups],
         "machine": machine_info(), "versions": versions(), "git": git_info(),
         "config": cfg.model_dump(mode="json"),
     }
 
 
 def run_benchmark(cfg: BenchConfig, *, command: str, engine_factory: EngineFactory | None = None,
-                  client_factory: ClientFactory | None = None) -> BenchOutcome:
+                  client_factory: ClientFactory | None = None, app_launcher: AppLauncher | None = None) -> BenchOutcome:
     """Run the benchmark `cfg` describes and write its results folder (records, meta, report, plots).
 
     Args:
@@ -204,6 +228,8 @@ def run_benchmark(cfg: BenchConfig, *, command: str, engine_factory: EngineFacto
         command: the command line that reproduces this run (recorded in meta.json and the report).
         engine_factory: builds the in-process engine from an app config (default: `cluster.engine.Engine`).
         client_factory: builds a served-mode client from (url, timeout) (default: `cluster.client`).
+        app_launcher: serves an app config and yields its base URL, for `launch=true` (default: a local Ray in
+            this process, `benchmarks.local_app.launched_app`).
 
     Raises:
         ConfigError: invalid app config or knobs, or a dataset that cannot be loaded.
@@ -222,7 +248,8 @@ def run_benchmark(cfg: BenchConfig, *, command: str, engine_factory: EngineFacto
                 run_dir)
     try:
         asyncio.run(_execute(cfg, groups, problems, progress, meta,
-                             _Factories(engine_factory or default_engine_factory, client_factory)))
+                             _Factories(engine_factory or default_engine_factory, client_factory,
+                                        app_launcher or launched_app)))
         meta["status"] = "complete"
     except BaseException as e:
         meta["status"] = f"failed: {type(e).__name__}: {e}"

@@ -44,6 +44,26 @@ def test_engine50_is_issue_4s_matrix_with_token_level_speculation_on_its_own_eng
     assert (speculative.model, speculative.num_speculative_tokens) == ("qwen2.5-coder-0.5b-instruct", 3)
 
 
+def test_engine50_served_is_the_same_matrix_served_by_apps_the_runner_launches():
+    base = load_bench_config([CONFIGS_DIR / "engine50.yaml"])
+    cfg = load_bench_config([CONFIGS_DIR / "engine50-served.yaml"])
+    assert (cfg.mode, cfg.launch, cfg.url, cfg.name) == ("served", True, None, "engine50-served")
+    assert (cfg.runs, cfg.dataset, cfg.baseline, cfg.compare_to) == (base.runs, base.dataset, base.baseline,
+                                                                     base.compare_to)
+
+
+def test_token_paired_loads_target_and_token_level_engines_in_turn_per_problem():
+    from benchmarks.datasets import load_problems
+    from benchmarks.plan import engine_groups, sessions
+
+    cfg = load_bench_config([CONFIGS_DIR / "token-paired.yaml"], ["dataset.select=[3,4]"])
+    groups = engine_groups(cfg)
+    assert [[r.name for r in g.runs] for g in groups] == [["target"], ["token-level"]]
+    plan = [(i, [p.id for p in batch]) for i, batch in sessions(groups, load_problems(cfg.dataset), cfg.order)]
+    assert plan == [(0, ["gsm_symbolic-s7-3"]), (1, ["gsm_symbolic-s7-3"]),
+                    (0, ["gsm_symbolic-s7-4"]), (1, ["gsm_symbolic-s7-4"])]
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS_DIR.glob("*.yaml")))
 def test_every_shipped_config_loads_and_its_knobs_fit_its_app(name, monkeypatch):
     from benchmarks.plan import engine_groups
@@ -81,16 +101,19 @@ def test_default_file_is_engine20():
     (["runs=[{name: a}, {name: a}]", "baseline=null"], "unique"),
     (["baseline=nope"], "baseline names unknown runs"),
     (["compare_to=[nope]"], "compare_to names unknown runs"),
-    (["mode=served"], "needs url"),
+    (["mode=served"], "needs either url"),
+    (["mode=served", "url=http://127.0.0.1:8000", "launch=true"], "not both"),
     (["url=http://127.0.0.1:8000"], "mode is inprocess"),
+    (["launch=true"], "mode is inprocess"),
     (["mode=served", "url=http://127.0.0.1:8000",
       "runs=[{name: target, app_overrides: [target.backend=vllm]}]"], "per-run app_overrides"),
     (["concurrency=0"], "concurrency"),
     (["dataset.name=gsm8k"], "dataset.name"),
     (["bogus=1"], "bogus"),
     (["runs=[{name: 'has space'}]", "baseline=null"], "runs.0.name"),
-], ids=["duplicate-runs", "unknown-baseline", "unknown-compare", "served-no-url", "url-not-served",
-        "served-per-run-app", "zero-concurrency", "unknown-dataset", "unknown-key", "bad-run-name"])
+], ids=["duplicate-runs", "unknown-baseline", "unknown-compare", "served-no-url", "url-and-launch",
+        "url-not-served", "launch-not-served", "served-per-run-app", "zero-concurrency", "unknown-dataset",
+        "unknown-key", "bad-run-name"])
 def test_invalid_configs_name_the_problem(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_bench_config([CONFIGS_DIR / "engine20.yaml"], overrides)

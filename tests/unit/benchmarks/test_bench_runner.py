@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from benchmarks.config import CONFIGS_DIR, load_bench_config
 from benchmarks.datasets import load_problems
 from benchmarks.records import read_meta, read_records
 from cluster.config import load_config
+from cluster.config.schema import AppArgs
 from cluster.errors import ConfigError
 from cluster.reasoning.types import Author, StepOutcome, StepRecord
 from tests.unit.benchmarks.bench_fakes import FakeClient, FakeEngine
@@ -72,8 +75,10 @@ def test_meta_records_what_a_reader_needs_to_reproduce(tmp_path, answers):
     assert {"python", "torch", "transformers", "vllm"} <= set(meta["versions"])
     assert "commit" in meta["git"] and meta["started_at"] and meta["finished_at"]
     (engine,) = meta["engines"]
-    assert engine["target"]["path"] == "qwen2.5-coder-1.5b-instruct" and [w["method"] for w in engine["warmup"]] == [
+    (opened,) = engine["opened"]
+    assert engine["target"]["path"] == "qwen2.5-coder-1.5b-instruct" and [w["method"] for w in opened["warmup"]] == [
         "target", "draft", "specreason"]
+    assert opened["problems"] == meta["dataset"]["problem_ids"] and opened["load_s"] >= 0
     assert meta["runs"][2]["params"]["threshold"] == 7  # resolved knobs, defaults included
     assert "| sr7 |" in (out.run_dir / "report.md").read_text()
 
@@ -95,6 +100,23 @@ def test_runs_with_their_own_app_overrides_get_their_own_engine(tmp_path, answer
     assert [e.app.target.max_model_len for e in FakeEngine.instances] == [4096, 2048]
     assert all(e.closed for e in FakeEngine.instances)
     assert [e["runs"] for e in read_meta(out.run_dir)["engines"]] == [["target"], ["target-sd"]]
+
+
+def test_paired_order_loads_every_engine_group_afresh_for_each_problem(tmp_path, answers):
+    runs = ("runs=[{name: target, knobs: {method: target}}, {name: draft, knobs: {method: draft}}, "
+            "{name: target-sd, knobs: {method: target}, app_overrides: [target.max_model_len=2048]}]")
+    out = runner.run_benchmark(_config(tmp_path, runs, "order=paired"), command="cmd",
+                               engine_factory=lambda app: FakeEngine(app, answers))
+    records = read_records(out.run_dir)
+    first, second = read_meta(out.run_dir)["dataset"]["problem_ids"]
+    assert [(r.seq, r.run, r.problem_id) for r in records] == [
+        (0, "target", first), (1, "draft", first), (2, "target-sd", first),
+        (3, "target", second), (4, "draft", second), (5, "target-sd", second)]
+    assert [e.app.target.max_model_len for e in FakeEngine.instances] == [4096, 2048, 4096, 2048]
+    assert all(e.closed for e in FakeEngine.instances)
+    assert [len(e.calls) for e in FakeEngine.instances] == [2 + 2, 1 + 1] * 2  # a warm-up per method per load
+    engines = read_meta(out.run_dir)["engines"]
+    assert [[o["problems"] for o in e["opened"]] for e in engines] == [[[first], [second]]] * 2
 
 
 def test_failed_requests_are_recorded_and_counted(tmp_path, answers):
@@ -131,8 +153,41 @@ def test_served_mode_sends_requests_through_the_client(tmp_path, answers):
     assert 1 <= len(clients) <= 2 and all(c.closed for c in clients)
     (engine,) = read_meta(out.run_dir)["engines"]
     assert engine["served"] is True
-    assert engine["server_before"]["stats"]["defaults"]["threshold"] == 7.0  # what the server says is in force
-    assert engine["server_before"]["health"] == {"error": "ConnectionError: no /healthz here"}
+    (opened,) = engine["opened"]
+    assert opened["server_before"]["stats"]["defaults"]["threshold"] == 7.0  # what the server says is in force
+    assert opened["server_before"]["health"] == {"error": "ConnectionError: no /healthz here"}
+
+
+def test_launched_served_mode_serves_each_engine_group_until_its_runs_are_done(tmp_path, answers):
+    """launch=true: one app per engine group with that group's config (per-run app_overrides included), each
+    stopped after its clients closed and before the next group's app starts."""
+    events: list[str] = []
+    apps: dict[str, AppArgs] = {}
+
+    @contextlib.contextmanager
+    def launcher(app: AppArgs) -> Iterator[str]:
+        url = f"http://launched-{len(apps)}:8000"
+        apps[url] = app
+        events.append(f"start {url}")
+        yield url
+        events.append(f"stop {url}")
+
+    def factory(url: str, timeout: float) -> FakeClient:
+        client = FakeClient(apps[url], answers)
+        client.close = lambda: events.append(f"close client of {url}")  # type: ignore[method-assign]
+        return client
+
+    runs = ("runs=[{name: target, knobs: {method: target}}, "
+            "{name: token-level, knobs: {method: target}, app_overrides: [target.speculative.model=d]}]")
+    cfg = _config(tmp_path, "mode=served", "launch=true", runs)
+    out = runner.run_benchmark(cfg, command="cmd", client_factory=factory, app_launcher=launcher)
+    assert (out.records, out.errors) == (4, 0)
+    first, second = "http://launched-0:8000", "http://launched-1:8000"
+    assert events == [f"start {first}", f"close client of {first}", f"stop {first}",
+                      f"start {second}", f"close client of {second}", f"stop {second}"]
+    assert apps[first].target.speculative is None and apps[second].target.speculative is not None
+    engines = read_meta(out.run_dir)["engines"]
+    assert [(e["runs"], e["launched"]) for e in engines] == [(["target"], True), (["token-level"], True)]
 
 
 def test_run_from_cli_prints_the_report_and_returns_nonzero_on_failures(tmp_path, answers, monkeypatch, capsys):
