@@ -48,8 +48,8 @@ def plan_jobs(runs: Sequence[RunSpec], problems: Sequence[Problem], order: str, 
 
 def sessions(groups: Sequence[EngineGroup], problems: Sequence[Problem],
              order: str) -> list[tuple[int, Sequence[Problem]]]:
-    """(engine group index, its problems) for each time an engine is loaded: each group once for all problems, or
-    ("paired") each group once per problem, the groups in turn."""
+    """(engine group index, its problems) for each opening of a group (its engine loaded, its app launched, or a
+    running app's client opened): each group once for all problems, or ("paired") once per problem, in turn."""
     if order == "paired":
         return [(i, [p]) for p in problems for i in range(len(groups))]
     return [(i, problems) for i in range(len(groups))]
