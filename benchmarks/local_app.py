@@ -26,8 +26,7 @@ def launched_app(app: AppArgs) -> Iterator[str]:
 
     launcher.start(app)
     try:
-        host = "127.0.0.1" if app.server.host == "0.0.0.0" else app.server.host  # bound to all: connect locally
-        yield f"http://{host}:{app.server.port}"
+        yield launcher.base_url(app)
     finally:
         launcher.stop(app.server.app_name)
 

@@ -105,7 +105,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
 
     files, overrides = split_overrides(ns.overrides)
     cfg = load_config(files, overrides)
-    from deployments.launcher import up  # lazy: only `up` needs Ray
+    from deployments.launcher import base_url, up  # lazy: only `up` needs Ray
 
     def on_ready(urls: dict[str, str]) -> None:
         for name, url in urls.items():
@@ -113,7 +113,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
         if ns.ask:
             from cluster.client import SpecServeClient
 
-            base = urls["openai"].removesuffix("/v1")
+            base = base_url(cfg)
             print(f"\nQ: {ns.ask}", flush=True)
             print(format_trace(SpecServeClient(base, timeout=cfg.server.request_timeout_s).reason(ns.ask)), flush=True)
         print("\nserving; Ctrl-C to stop", flush=True)

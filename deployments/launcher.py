@@ -92,6 +92,12 @@ def _describe(app: Any) -> str:
     return "; ".join(parts) or "no message"
 
 
+def base_url(cfg: AppArgs) -> str:
+    """Where a client on this machine reaches the app's HTTP routes (a bind-all host at 127.0.0.1)."""
+    host = "127.0.0.1" if cfg.server.host == "0.0.0.0" else cfg.server.host
+    return f"http://{host}:{cfg.server.port}"
+
+
 def urls(cfg: AppArgs) -> dict[str, str]:
     """The addresses a user needs once the app is up."""
     base = f"http://{cfg.server.host}:{cfg.server.port}"
