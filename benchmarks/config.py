@@ -17,6 +17,7 @@ CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_BENCH_CONFIG = CONFIGS_DIR / "engine20.yaml"
 DatasetName = Literal["gsm_symbolic", "basic_arithmetic", "champ"]
 _NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+Mode = Literal["inprocess", "served"]
 
 
 class _Strict(BaseModel):
@@ -54,6 +55,9 @@ class RunSpec(_Strict):
     app_overrides: list[str] = Field(default_factory=list, description="In-process or launched served mode only: "
                                      "extra `key=value` overrides of the app config for this run (e.g. token-level "
                                      "speculation); runs with different overrides get their own engine (or app).")
+    mode: Mode | None = Field(None, description="This run's mode, when it differs from the benchmark's `mode`: "
+                              "e.g. the same run in-process and served in one benchmark, to pair them problem by "
+                              "problem (the orchestration overhead; see `python -m benchmarks.overhead`).")
 
 
 class BenchConfig(_Strict):
@@ -68,11 +72,11 @@ class BenchConfig(_Strict):
                                   "meta.json.")
     app_overrides: list[str] = Field(default_factory=list, description="`key=value` overrides of the app config "
                                      "(e.g. draft.path=/models/tiny-draft).")
-    mode: Literal["inprocess", "served"] = Field("inprocess", description="inprocess: one Engine in this process; "
-                                                                         "served: requests over HTTP to an app (at "
-                                                                         "url, or one the runner launches).")
-    url: str | None = Field(None, description="Base URL of a running app (served mode, unless launch is set).")
-    launch: bool = Field(False, description="Served mode: the runner starts the app itself on a local Ray (as "
+    mode: Mode = Field("inprocess", description="inprocess: one Engine in this process; served: requests over "
+                                               "HTTP to an app (at url, or one the runner launches). A run may "
+                                               "set its own.")
+    url: str | None = Field(None, description="Base URL of a running app (served runs, unless launch is set).")
+    launch: bool = Field(False, description="Served runs: the runner starts the app itself on a local Ray (as "
                                             "`specserve up` does), one app per engine group with that group's app "
                                             "config, sends the group's requests over HTTP, then stops it.")
     concurrency: int = Field(1, gt=0, description="Requests in flight at once.")
@@ -105,16 +109,21 @@ class BenchConfig(_Strict):
             unknown = [w for w in wanted if w not in names]
             if unknown:
                 raise ValueError(f"{key} names unknown runs {unknown}; runs are {names}")
-        if self.mode == "served":
+        served = [r for r in self.runs if self.mode_of(r) == "served"]
+        if served:
             if bool(self.url) == self.launch:
                 raise ValueError("mode=served needs either url (a running app) or launch=true (the runner starts "
                                  "it), not both")
-            if self.url and any(r.app_overrides for r in self.runs):
-                raise ValueError("per-run app_overrides need mode=inprocess or launch=true (a running app has one "
+            if self.url and any(r.app_overrides for r in served):
+                raise ValueError("per-run app_overrides of a served run need launch=true (a running app has one "
                                  "config)")
         elif self.url or self.launch:
             raise ValueError("url and launch are for served mode, but mode is inprocess; add mode=served")
         return self
+
+    def mode_of(self, run: RunSpec) -> Mode:
+        """Where `run`'s requests go: its own mode, else the benchmark's."""
+        return run.mode or self.mode
 
     def selected_runs(self) -> list[RunSpec]:
         """The runs to execute, in config order (`only` filters, never reorders)."""

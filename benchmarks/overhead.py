@@ -1,8 +1,11 @@
 """Orchestration overhead of the served app: served latency ÷ in-process latency, problem by problem.
 
-Run one benchmark config twice on one machine — in-process, and served over HTTP against `specserve up` with the
-same app config — then pair the records by run and problem:
+Either one benchmark that runs each run both ways — an in-process run and its served twin (`mode: served`, same
+knobs and app overrides), `order: paired` so that the two are minutes apart on every problem
+(`benchmarks/configs/overhead-paired.yaml`) — or one benchmark config run twice, in-process and served over HTTP
+against `specserve up` with the same app config; then pair the records by run and problem:
 
+    python -m benchmarks.overhead RUN_DIR                                   (one benchmark, both ways)
     python -m benchmarks.overhead SERVED_DIR INPROCESS_DIR [INPROCESS_DIR …]
 
 Several in-process folders (e.g. one measured before the served run and one after, which brackets a drifting
@@ -18,12 +21,14 @@ and counted.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from benchmarks.records import ProblemRecord, read_records
+from benchmarks.records import ProblemRecord, read_meta, read_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,27 @@ def compare(served: Sequence[ProblemRecord], inprocess: Sequence[ProblemRecord])
     return out
 
 
+def split_modes(run_dir: Path) -> tuple[list[ProblemRecord], list[ProblemRecord]]:
+    """A benchmark that ran runs both ways: (its served records, each renamed to its in-process twin — the
+    in-process run with the same knobs and app overrides —, the twins' records).
+
+    Raises:
+        ValueError: the folder has no served run with an in-process twin.
+    """
+    def key(run: dict[str, Any]) -> str:
+        return json.dumps([run["knobs"], run["app_overrides"]], sort_keys=True)
+
+    runs = read_meta(run_dir).get("runs", [])
+    inprocess = {key(r): r["name"] for r in runs if r.get("mode") == "inprocess"}
+    twin = {r["name"]: inprocess[key(r)] for r in runs if r.get("mode") == "served" and key(r) in inprocess}
+    if not twin:
+        raise ValueError(f"{run_dir} has no served run with an in-process twin (same knobs and app overrides); "
+                         "for two separate benchmarks pass the served folder, then the in-process one(s)")
+    records = read_records(run_dir)
+    return ([replace(r, run=twin[r.run]) for r in records if r.run in twin],
+            [r for r in records if r.run in twin.values()])
+
+
 def _ms(x: float | None) -> str:
     return "—" if x is None else f"{x:.0f}"
 
@@ -148,11 +174,14 @@ def table(rows: Sequence[Overhead]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("served", type=Path, help="results folder of the served run")
-    parser.add_argument("inprocess", type=Path, nargs="+", help="results folder(s) of the in-process run")
+    parser.add_argument("served", type=Path, help="results folder of the served run, or of one benchmark that "
+                                                  "ran its runs both ways")
+    parser.add_argument("inprocess", type=Path, nargs="*", help="results folder(s) of the in-process run")
     args = parser.parse_args(argv)
     try:
-        rows = compare(read_records(args.served), [r for d in args.inprocess for r in read_records(d)])
+        served, inprocess = (split_modes(args.served) if not args.inprocess else
+                             (read_records(args.served), [r for d in args.inprocess for r in read_records(d)]))
+        rows = compare(served, inprocess)
     except ValueError as e:
         parser.error(str(e))
     print(table(rows))

@@ -32,11 +32,12 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class EngineGroup:
-    """Runs that share one app config, hence one engine (all runs, in served mode)."""
+    """Runs that share one mode and app config, hence one engine (in-process) or one app (served)."""
 
     app: AppArgs
     app_overrides: tuple[str, ...]
     runs: tuple[RunSpec, ...]
+    served: bool
 
 
 def plan_jobs(runs: Sequence[RunSpec], problems: Sequence[Problem], order: str, start: int = 0) -> list[Job]:
@@ -56,21 +57,21 @@ def sessions(groups: Sequence[EngineGroup], problems: Sequence[Problem],
 
 
 def engine_groups(cfg: BenchConfig) -> list[EngineGroup]:
-    """Selected runs grouped by their app overrides (first-appearance order), knobs validated.
+    """Selected runs grouped by mode and app overrides (first-appearance order), knobs validated.
 
     Raises:
         ConfigError: an invalid app config or a run knob the app's ReasoningParams rejects.
     """
-    by_key: dict[tuple[str, ...], list[RunSpec]] = {}
+    by_key: dict[tuple[bool, tuple[str, ...]], list[RunSpec]] = {}
     for run in cfg.selected_runs():
-        by_key.setdefault(tuple(run.app_overrides), []).append(run)
+        by_key.setdefault((cfg.mode_of(run) == "served", tuple(run.app_overrides)), []).append(run)
     groups = []
-    for key, runs in by_key.items():
-        app = load_config(cfg.app_config, [*cfg.app_overrides, *key])
+    for (served, overrides), runs in by_key.items():
+        app = load_config(cfg.app_config, [*cfg.app_overrides, *overrides])
         for run in runs:
             try:
                 app.reasoning.with_overrides(run.knobs)
             except ValidationError as e:
                 raise ConfigError(f"run {run.name}: {format_validation_error(e, 'knobs.')}") from e
-        groups.append(EngineGroup(app, key, tuple(runs)))
+        groups.append(EngineGroup(app, overrides, tuple(runs), served))
     return groups

@@ -71,9 +71,12 @@ def _header(meta: dict[str, Any], run_dir: Path) -> list[str]:
         runs = ", ".join(eng.get("runs", []))
         models = "; ".join(_model(role, mi) for role, mi in (("draft", eng.get("draft")),
                                                             ("target", eng.get("target"))) if mi)
-        where = "served app's assumed config" if eng.get("served") else "in-process"
+        where = ("served, app launched by the runner" if eng.get("launched")
+                 else "served app's assumed config" if eng.get("served") else "in-process")
         lines.append(f"- Models ({where}; runs {runs}): {models}")
-    mode = f"served at {meta.get('url')}" if meta.get("mode") == "served" else "in-process"
+    launched = any(e.get("launched") for e in meta.get("engines", []))
+    served = "served by apps the runner launched" if launched else f"served at {meta.get('url')}"
+    mode = {"served": served, "mixed": f"in-process and {served}, run by run"}.get(meta.get("mode"), "in-process")
     lines += [
         f"- Mode: {mode}; concurrency {meta.get('concurrency', '?')}; order {meta.get('order', '?')}; "
         "warm-up: one short untimed request per method before timing",

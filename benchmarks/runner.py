@@ -155,7 +155,7 @@ class _Factories:
 def _open_reasoner(cfg: BenchConfig, group: EngineGroup, factories: _Factories,
                    stack: contextlib.AsyncExitStack) -> Reasoner:
     """The group's reasoner, closed by `stack`; a launched app is stopped by `stack` after the reasoner closes."""
-    if cfg.mode == "served":
+    if group.served:
         if cfg.launch:
             logger.info("launching the app for runs %s", [r.name for r in group.runs])
             url = stack.enter_context(factories.app(group.app))
@@ -200,19 +200,26 @@ def _new_run_dir(cfg: BenchConfig, started: datetime) -> Path:
     return path
 
 
+def _mode(groups: Sequence[EngineGroup]) -> str:
+    """The benchmark's mode as run: "inprocess", "served", or "mixed" (runs of both, e.g. to pair them)."""
+    modes = {g.served for g in groups}
+    return "mixed" if len(modes) > 1 else "served" if modes == {True} else "inprocess"
+
+
 def _meta(cfg: BenchConfig, groups: Sequence[EngineGroup], problems: Sequence[Problem], command: str,
           started: datetime) -> dict[str, Any]:
     return {
         "schema_version": 1, "name": cfg.name, "command": command, "argv": sys.argv,
         "started_at": started.isoformat(timespec="seconds"), "finished_at": None, "status": "running",
-        "mode": cfg.mode, "url": cfg.url, "concurrency": cfg.concurrency, "order": ORDER_NOTES[cfg.order],
+        "mode": _mode(groups), "url": cfg.url, "concurrency": cfg.concurrency, "order": ORDER_NOTES[cfg.order],
         "dataset": {**cfg.dataset.model_dump(mode="json"), "problem_ids": [p.id for p in problems]},
         "runs": [{"name": r.name, "knobs": r.knobs, "app_overrides": r.app_overrides,
+                  "mode": "served" if g.served else "inprocess",
                   "params": g.app.reasoning.with_overrides(r.knobs).model_dump(mode="json")}
                  for g in groups for r in g.runs],
         "baseline": cfg.baseline, "compare_to": cfg.compare_to,
         "engines": [{"runs": [r.name for r in g.runs], "app_overrides": list(g.app_overrides),
-                     "served": cfg.mode == "served", "launched": cfg.launch, **app_info(g.app),
+                     "served": g.served, "launched": g.served and cfg.launch, **app_info(g.app),
                      "opened": []} for g in groups],
         "machine": machine_info(), "versions": versions(), "git": git_info(),
         "config": cfg.model_dump(mode="json"),

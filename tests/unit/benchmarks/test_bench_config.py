@@ -64,6 +64,19 @@ def test_token_paired_loads_target_and_token_level_engines_in_turn_per_problem()
                     (0, ["gsm_symbolic-s7-4"]), (1, ["gsm_symbolic-s7-4"])]
 
 
+def test_overhead_paired_runs_engine20_in_process_then_served_on_each_problem():
+    from benchmarks.plan import engine_groups
+
+    base = load_bench_config([CONFIGS_DIR / "engine20.yaml"])
+    cfg = load_bench_config([CONFIGS_DIR / "overhead-paired.yaml"])
+    groups = engine_groups(cfg)
+    assert [(g.served, [r.name for r in g.runs]) for g in groups] == [
+        (False, ["target", "draft", "specreason-t7"]),
+        (True, ["target-served", "draft-served", "specreason-t7-served"])]
+    assert all([r.knobs for r in g.runs] == [r.knobs for r in base.runs] for g in groups)
+    assert (cfg.launch, cfg.order, cfg.dataset) == (True, "paired", base.dataset)
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS_DIR.glob("*.yaml")))
 def test_every_shipped_config_loads_and_its_knobs_fit_its_app(name, monkeypatch):
     from benchmarks.plan import engine_groups
@@ -107,12 +120,15 @@ def test_default_file_is_engine20():
     (["launch=true"], "mode is inprocess"),
     (["mode=served", "url=http://127.0.0.1:8000",
       "runs=[{name: target, app_overrides: [target.backend=vllm]}]"], "per-run app_overrides"),
+    (["runs=[{name: target}, {name: target-served, mode: served}]"], "needs either url"),
+    (["runs=[{name: target}, {name: target-served, mode: serve}]"], "runs.1.mode"),
     (["concurrency=0"], "concurrency"),
     (["dataset.name=gsm8k"], "dataset.name"),
     (["bogus=1"], "bogus"),
     (["runs=[{name: 'has space'}]", "baseline=null"], "runs.0.name"),
 ], ids=["duplicate-runs", "unknown-baseline", "unknown-compare", "served-no-url", "url-and-launch",
-        "url-not-served", "launch-not-served", "served-per-run-app", "zero-concurrency", "unknown-dataset",
+        "url-not-served", "launch-not-served", "served-per-run-app", "served-run-no-url", "bad-run-mode",
+        "zero-concurrency", "unknown-dataset",
         "unknown-key", "bad-run-name"])
 def test_invalid_configs_name_the_problem(overrides, message):
     with pytest.raises(ConfigError, match=message):

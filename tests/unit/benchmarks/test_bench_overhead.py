@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.overhead import compare, main
-from benchmarks.records import write_records
+from benchmarks.overhead import compare, main, split_modes
+from benchmarks.records import write_meta, write_records
 from tests.unit.benchmarks.bench_fakes import TARGET, record
 
 
@@ -72,3 +72,24 @@ def test_kept_steps_model_seconds_are_summed_per_request_and_averaged():
     assert untimed.inprocess_step_model_s is None
     (mixed,) = compare(served, _side({"p0": 10.0}) + _timed(_side({"p0": 10.0}), 5.0))
     assert mixed.inprocess_step_model_s == pytest.approx(10.0)  # the untimed record is left out, not counted as 0
+
+
+def test_one_benchmark_that_ran_both_ways_pairs_each_served_run_with_its_in_process_twin(tmp_path, capsys):
+    knobs = {"method": "target"}
+    write_meta(tmp_path, {"runs": [
+        {"name": "target", "knobs": knobs, "app_overrides": [], "mode": "inprocess"},
+        {"name": "target-sd", "knobs": knobs, "app_overrides": ["target.speculative.model=d"], "mode": "inprocess"},
+        {"name": "target-served", "knobs": knobs, "app_overrides": [], "mode": "served"}]})
+    write_records(tmp_path, [*_side({"p0": 10.0, "p1": 20.0}), *_side({"p0": 5.0}, run="target-sd"),
+                             *_side({"p0": 11.0, "p1": 21.0}, run="target-served")])
+    served, inprocess = split_modes(tmp_path)
+    assert {r.run for r in served} == {r.run for r in inprocess} == {"target"}  # target-sd has no served twin
+    assert main([str(tmp_path)]) == 0
+    assert "| target | 2 | 16.00 | 15.00 | **1.067** |" in capsys.readouterr().out
+
+
+def test_a_folder_without_served_twins_is_refused(tmp_path):
+    write_meta(tmp_path, {"runs": [{"name": "target", "knobs": {}, "app_overrides": [], "mode": "inprocess"}]})
+    write_records(tmp_path, _side({"p0": 10.0}))
+    with pytest.raises(ValueError, match="no served run with an in-process twin"):
+        split_modes(tmp_path)

@@ -190,6 +190,47 @@ def test_launched_served_mode_serves_each_engine_group_until_its_runs_are_done(t
     assert [(e["runs"], e["launched"]) for e in engines] == [(["target"], True), (["token-level"], True)]
 
 
+def test_a_benchmark_runs_each_run_in_process_and_served_paired_problem_by_problem(tmp_path, answers):
+    """Runs with their own `mode: served` beside in-process ones (order paired): per problem the engine is loaded
+    and closed, then the app launched and stopped, so the two sides never share the machine."""
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def launcher(app: AppArgs) -> Iterator[str]:
+        events.append("start app")
+        yield "http://launched:8000"
+        events.append("stop app")
+
+    def engine(app: AppArgs) -> FakeEngine:
+        events.append("load engine")
+        fake = FakeEngine(app, answers)
+
+        async def close() -> None:
+            events.append("close engine")
+
+        fake.close = close  # type: ignore[method-assign]
+        return fake
+
+    def client(url: str, timeout: float) -> FakeClient:
+        fake = FakeClient(load_config(), answers)
+        fake.close = lambda: events.append("close client")  # type: ignore[method-assign]
+        return fake
+
+    runs = ("runs=[{name: target, knobs: {method: target}}, "
+            "{name: target-served, mode: served, knobs: {method: target}}]")
+    cfg = _config(tmp_path, runs, "launch=true", "order=paired")
+    out = runner.run_benchmark(cfg, command="cmd", engine_factory=engine, client_factory=client,
+                               app_launcher=launcher)
+    assert events == ["load engine", "close engine", "start app", "close client", "stop app"] * 2
+    first, second = read_meta(out.run_dir)["dataset"]["problem_ids"]
+    assert [(r.run, r.problem_id) for r in read_records(out.run_dir)] == [
+        ("target", first), ("target-served", first), ("target", second), ("target-served", second)]
+    meta = read_meta(out.run_dir)
+    assert meta["mode"] == "mixed" and [r["mode"] for r in meta["runs"]] == ["inprocess", "served"]
+    assert [(e["served"], e["launched"]) for e in meta["engines"]] == [(False, False), (True, True)]
+    assert "in-process and served by apps the runner launched" in (out.run_dir / "report.md").read_text()
+
+
 def test_run_from_cli_prints_the_report_and_returns_nonzero_on_failures(tmp_path, answers, monkeypatch, capsys):
     bad = next(iter(answers))
     monkeypatch.setattr(runner, "default_engine_factory", lambda app: FakeEngine(app, answers, frozenset({bad})))
