@@ -179,9 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("inprocess", type=Path, nargs="*", help="results folder(s) of the in-process run")
     args = parser.parse_args(argv)
     try:
-        served, inprocess = (split_modes(args.served) if not args.inprocess else
-                             (read_records(args.served), [r for d in args.inprocess for r in read_records(d)]))
-        rows = compare(served, inprocess)
+        if args.inprocess:
+            rows = compare(read_records(args.served), [r for d in args.inprocess for r in read_records(d)])
+        else:
+            rows = compare(*split_modes(args.served))
     except ValueError as e:
         parser.error(str(e))
     print(table(rows))

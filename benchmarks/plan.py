@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from benchmarks.config import BenchConfig, RunSpec
+from benchmarks.config import BenchConfig, Mode, RunSpec
 from benchmarks.datasets import Problem
 from cluster.config.loader import format_validation_error, load_config
 from cluster.config.schema import AppArgs
@@ -37,7 +37,11 @@ class EngineGroup:
     app: AppArgs
     app_overrides: tuple[str, ...]
     runs: tuple[RunSpec, ...]
-    served: bool
+    mode: Mode
+
+    @property
+    def served(self) -> bool:
+        return self.mode == "served"
 
 
 def plan_jobs(runs: Sequence[RunSpec], problems: Sequence[Problem], order: str, start: int = 0) -> list[Job]:
@@ -62,16 +66,16 @@ def engine_groups(cfg: BenchConfig) -> list[EngineGroup]:
     Raises:
         ConfigError: an invalid app config or a run knob the app's ReasoningParams rejects.
     """
-    by_key: dict[tuple[bool, tuple[str, ...]], list[RunSpec]] = {}
+    by_key: dict[tuple[Mode, tuple[str, ...]], list[RunSpec]] = {}
     for run in cfg.selected_runs():
-        by_key.setdefault((cfg.mode_of(run) == "served", tuple(run.app_overrides)), []).append(run)
+        by_key.setdefault((cfg.mode_of(run), tuple(run.app_overrides)), []).append(run)
     groups = []
-    for (served, overrides), runs in by_key.items():
+    for (mode, overrides), runs in by_key.items():
         app = load_config(cfg.app_config, [*cfg.app_overrides, *overrides])
         for run in runs:
             try:
                 app.reasoning.with_overrides(run.knobs)
             except ValidationError as e:
                 raise ConfigError(f"run {run.name}: {format_validation_error(e, 'knobs.')}") from e
-        groups.append(EngineGroup(app, overrides, tuple(runs), served))
+        groups.append(EngineGroup(app, overrides, tuple(runs), mode))
     return groups

@@ -202,8 +202,8 @@ def _new_run_dir(cfg: BenchConfig, started: datetime) -> Path:
 
 def _mode(groups: Sequence[EngineGroup]) -> str:
     """The benchmark's mode as run: "inprocess", "served", or "mixed" (runs of both, e.g. to pair them)."""
-    modes = {g.served for g in groups}
-    return "mixed" if len(modes) > 1 else "served" if modes == {True} else "inprocess"
+    modes = {g.mode for g in groups}
+    return "mixed" if len(modes) > 1 else next(iter(modes), "inprocess")
 
 
 def _meta(cfg: BenchConfig, groups: Sequence[EngineGroup], problems: Sequence[Problem], command: str,
@@ -214,7 +214,7 @@ def _meta(cfg: BenchConfig, groups: Sequence[EngineGroup], problems: Sequence[Pr
         "mode": _mode(groups), "url": cfg.url, "concurrency": cfg.concurrency, "order": ORDER_NOTES[cfg.order],
         "dataset": {**cfg.dataset.model_dump(mode="json"), "problem_ids": [p.id for p in problems]},
         "runs": [{"name": r.name, "knobs": r.knobs, "app_overrides": r.app_overrides,
-                  "mode": "served" if g.served else "inprocess",
+                  "mode": g.mode,
                   "params": g.app.reasoning.with_overrides(r.knobs).model_dump(mode="json")}
                  for g in groups for r in g.runs],
         "baseline": cfg.baseline, "compare_to": cfg.compare_to,
