@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.overhead import compare, main, split_modes
+from benchmarks.overhead import bootstrap_ratio, compare, main, overall_interval, split_modes
 from benchmarks.records import write_meta, write_records
 from tests.unit.benchmarks.bench_fakes import TARGET, record
 
@@ -85,7 +85,7 @@ def test_one_benchmark_that_ran_both_ways_pairs_each_served_run_with_its_in_proc
     served, inprocess = split_modes(tmp_path)
     assert {r.run for r in served} == {r.run for r in inprocess} == {"target"}  # target-sd has no served twin
     assert main([str(tmp_path)]) == 0
-    assert "| target | 2 | 16.00 | 15.00 | **1.067** |" in capsys.readouterr().out
+    assert "| target | 2 | 16.00 | 15.00 | **1.067** [1.050–1.100] |" in capsys.readouterr().out
 
 
 def test_a_folder_without_served_twins_is_refused(tmp_path):
@@ -93,3 +93,19 @@ def test_a_folder_without_served_twins_is_refused(tmp_path):
     write_records(tmp_path, _side({"p0": 10.0}))
     with pytest.raises(ValueError, match="no served run with an in-process twin"):
         split_modes(tmp_path)
+
+
+def test_bootstrap_interval_brackets_the_ratio_of_sums_and_is_reproducible():
+    groups = [(11.0, 10.0), (24.0, 20.0), (9.0, 10.0), (30.0, 20.0)]
+    low, high = bootstrap_ratio(groups)
+    assert 0.9 <= low < 74 / 60 < high <= 1.5  # within the extreme per-group ratios, around the ratio of sums
+    assert bootstrap_ratio(groups) == (low, high)
+    assert bootstrap_ratio([(12.0, 10.0), (6.0, 5.0)]) == (pytest.approx(1.2), pytest.approx(1.2))
+
+
+def test_overall_interval_resamples_problems_with_every_run_on_them():
+    """Per run the ratios vary, but each problem's served and in-process seconds sum to the same: 1.0 exactly."""
+    rows = [*compare(_side({"p0": 12.0, "p1": 5.0}), _side({"p0": 10.0, "p1": 10.0})),
+            *compare(_side({"p0": 8.0, "p1": 15.0}, run="draft"), _side({"p0": 10.0, "p1": 10.0}, run="draft"))]
+    assert rows[0].ratio_interval[0] < 1.0 < rows[0].ratio_interval[1]
+    assert overall_interval(rows) == (pytest.approx(1.0), pytest.approx(1.0))
