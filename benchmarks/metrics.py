@@ -20,7 +20,8 @@ left out of latency, token, step and speedup figures):
 - throughput: successful requests per second over the run's span (first start to last finish);
   meaningful when several requests are in flight (served mode, concurrency > 1).
 - speedup vs a reference run, pair by pair: only problems both runs answered without error; the
-  ratio of mean latencies mean(L_ref) / mean(L_run), and the geometric mean of L_ref / L_run.
+  ratio of mean latencies mean(L_ref) / mean(L_run), with a 95% bootstrap interval (the pairs resampled
+  with replacement, percentile method, fixed seed), and the geometric mean of L_ref / L_run.
 - acceptance per step position: at each step index, judged drafts and how many were accepted.
 - token-level speculation (inside generation, summed over the run's steps): token acceptance rate =
   Σ accepted / Σ drafted tokens; mean acceptance length = 1 + Σ accepted / Σ verification rounds
@@ -30,6 +31,7 @@ left out of latency, token, step and speedup figures):
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -37,6 +39,7 @@ from benchmarks.records import ProblemRecord
 from cluster.reasoning.types import ReasoningStats, StepOutcome
 
 Z95 = 1.959963984540054
+BOOTSTRAP_RESAMPLES = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class Speedup:
     pairs: int
     mean_ratio: float | None  # mean(L_ref) / mean(L_run)
     geomean: float | None     # geometric mean of L_ref / L_run
+    interval: tuple[float, float] | None = None  # 95% bootstrap interval of mean_ratio
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +217,20 @@ def throughput(records: Sequence[ProblemRecord]) -> float | None:
     return len(ok) / span if span > 0 else None
 
 
+def bootstrap_ratio(pairs: Sequence[tuple[float, float]], resamples: int = BOOTSTRAP_RESAMPLES,
+                    seed: int = 0) -> tuple[float, float] | None:
+    """95% percentile-bootstrap interval of Σ numerator ÷ Σ denominator over `pairs` ((numerator, denominator)
+    each), drawn with replacement `resamples` times; a fixed seed, so a report re-renders identically. None
+    without pairs or with a draw whose denominators sum to 0."""
+    rng = random.Random(seed)
+    draws = (rng.choices(pairs, k=len(pairs)) for _ in range(resamples)) if pairs else ()
+    sums = [(sum(n for n, _ in d), sum(x for _, x in d)) for d in draws]
+    if not sums or any(den <= 0 for _, den in sums):
+        return None
+    ratios = sorted(num / den for num, den in sums)
+    return ratios[int(0.025 * (resamples - 1))], ratios[int(0.975 * (resamples - 1))]
+
+
 def pairwise_speedup(run: Sequence[ProblemRecord], reference: Sequence[ProblemRecord], name: str) -> Speedup:
     """Speedup of `run` over `reference`, problem by problem (only problems both answered without error)."""
     ref = {r.problem_id: r.latency_s for r in reference if r.ok}
@@ -222,7 +240,7 @@ def pairwise_speedup(run: Sequence[ProblemRecord], reference: Sequence[ProblemRe
     mean_ratio = _ratio(sum(b for b, _ in pairs), sum(x for _, x in pairs))
     logs = [math.log(b / x) for b, x in pairs if b > 0 and x > 0]
     geomean = math.exp(sum(logs) / len(logs)) if logs else None
-    return Speedup(name, len(pairs), mean_ratio, geomean)
+    return Speedup(name, len(pairs), mean_ratio, geomean, bootstrap_ratio(pairs))
 
 
 def acceptance_by_position(records: Iterable[ProblemRecord]) -> tuple[PositionAcceptance, ...]:

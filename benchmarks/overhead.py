@@ -25,12 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from benchmarks.metrics import bootstrap_ratio
 from benchmarks.records import ProblemRecord, read_meta, read_records
 
 
@@ -75,25 +75,12 @@ class Overhead:
         return self.served_mean_s / self.inprocess_mean_s
 
     @property
-    def ratio_interval(self) -> tuple[float, float]:
+    def ratio_interval(self) -> tuple[float, float] | None:
         """95% bootstrap interval of the ratio of means, resampling problems."""
         return bootstrap_ratio([(s, i) for _, s, i in self.latencies])
 
 
-BOOTSTRAP_RESAMPLES = 10_000
-
-
-def bootstrap_ratio(groups: Sequence[tuple[float, float]], resamples: int = BOOTSTRAP_RESAMPLES,
-                    seed: int = 0) -> tuple[float, float]:
-    """2.5th and 97.5th percentiles of Σ served ÷ Σ in-process over `groups` ((served s, in-process s) each)
-    drawn with replacement `resamples` times (a fixed seed, so a report re-renders identically)."""
-    rng = random.Random(seed)
-    ratios = sorted(sum(s for s, _ in draw) / sum(i for _, i in draw)
-                    for draw in (rng.choices(groups, k=len(groups)) for _ in range(resamples)))
-    return ratios[int(0.025 * (resamples - 1))], ratios[int(0.975 * (resamples - 1))]
-
-
-def overall_interval(rows: Sequence[Overhead]) -> tuple[float, float]:
+def overall_interval(rows: Sequence[Overhead]) -> tuple[float, float] | None:
     """95% bootstrap interval of all runs' served ÷ in-process seconds, resampling problems (each with every
     run's pair on it)."""
     by_problem: dict[str, tuple[float, float]] = {}
@@ -186,6 +173,10 @@ def _s(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}"
 
 
+def _interval(ci: tuple[float, float] | None) -> str:
+    return f"[{ci[0]:.3f}–{ci[1]:.3f}]" if ci else "[—]"
+
+
 def table(rows: Sequence[Overhead]) -> str:
     """A markdown table of `rows`, with the latency-weighted overhead of all runs together below it."""
     lines = ["| run | pairs | served mean (s) | in-process mean (s) | ratio of means [95% CI] | geomean [min–max] | "
@@ -194,19 +185,19 @@ def table(rows: Sequence[Overhead]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         failed = f" ({r.failed} failed)" if r.failed else ""
-        low, high = r.ratio_interval
         lines.append(f"| {r.run} | {r.pairs}{failed} | {r.served_mean_s:.2f} | {r.inprocess_mean_s:.2f} | "
-                     f"**{r.ratio_of_means:.3f}** [{low:.3f}–{high:.3f}] | "
+                     f"**{r.ratio_of_means:.3f}** {_interval(r.ratio_interval)} | "
                      f"{r.geomean:.3f} [{r.low:.2f}–{r.high:.2f}] | "
                      f"{_ms(r.served_ms_per_target_token)} / {_ms(r.inprocess_ms_per_target_token)} | "
                      f"{_s(r.served_step_model_s)} / {_s(r.inprocess_step_model_s)} | "
                      f"{r.identical}/{r.pairs} | {r.served_correct}/{r.pairs} / {r.inprocess_correct}/{r.pairs} |")
     served = sum(r.served_mean_s * r.pairs for r in rows)
     inproc = sum(r.inprocess_mean_s * r.pairs for r in rows)
-    low, high = overall_interval(rows)
+    interval = overall_interval(rows)
+    ci = (f" (95% CI over problems, bootstrap: {100 * (interval[0] - 1):+.1f}% to {100 * (interval[1] - 1):+.1f}%)"
+          if interval else "")
     lines.append(f"\nAll runs: served {served:.1f} s, in-process {inproc:.1f} s → overhead "
-                 f"**{100 * (served / inproc - 1):+.1f}%** (95% CI over problems, bootstrap: "
-                 f"{100 * (low - 1):+.1f}% to {100 * (high - 1):+.1f}%).")
+                 f"**{100 * (served / inproc - 1):+.1f}%**{ci}.")
     return "\n".join(lines)
 
 

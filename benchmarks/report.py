@@ -19,14 +19,15 @@ REPORT_FILE = "report.md"
 MAX_POSITIONS = 12  # acceptance-by-position table columns (the plot shows every position)
 DEFINITIONS = (
     "Accuracy: correct/problems, Wilson 95% CI; failed requests count as wrong. Latency: client-side wall time "
-    "per request (successful ones). Speedups pair problems within this run: mean-latency ratio / geometric mean "
-    "of per-problem ratios (pairs). Tokens: means per problem. α = Σaccepted/Σdrafted steps; accepted per "
-    "verification = Σaccepted/Σjudge calls. Step times pool over problems: draft = draft time/draft calls, "
-    "judge = judge time/judge calls, target = target time/target steps. c = (draft + judge)/target step († = "
-    "target step time of the baseline run). Ceiling = 1/(c + (1−c)(1−α)); achieved = speedup/ceiling; "
-    "sequential ceiling = 1/(c + 1 − α). Throughput: successful requests per minute over the run's span. "
-    "Token-level speculation: acceptance rate = Σaccepted/Σdrafted tokens; mean acceptance length = "
-    "1 + Σaccepted/Σverification rounds (the target's own token included). Definitions in `benchmarks/metrics.py`."
+    "per request (successful ones). Speedups pair problems within this run: mean-latency ratio [95% bootstrap CI, "
+    "problems resampled] / geometric mean of per-problem ratios (pairs). Tokens: means per problem. α = "
+    "Σaccepted/Σdrafted steps; accepted per verification = Σaccepted/Σjudge calls. Step times pool over problems: "
+    "draft = draft time/draft calls, judge = judge time/judge calls, target = target time/target steps. c = "
+    "(draft + judge)/target step († = target step time of the baseline run). Ceiling = 1/(c + (1−c)(1−α)); "
+    "achieved = speedup/ceiling; sequential ceiling = 1/(c + 1 − α). Throughput: successful requests per minute "
+    "over the run's span. Token-level speculation: acceptance rate = Σaccepted/Σdrafted tokens; mean acceptance "
+    "length = 1 + Σaccepted/Σverification rounds (the target's own token included). Definitions in "
+    "`benchmarks/metrics.py`."
 )
 
 
@@ -42,7 +43,8 @@ def _speedup(s: RunSummary, ref: str) -> str:
     sp = s.speedups.get(ref)
     if sp is None or sp.pairs == 0:
         return "—"
-    return f"{_f(sp.mean_ratio, '.2f', '×')} / {_f(sp.geomean, '.2f', '×')} ({sp.pairs})"
+    ci = f" [{sp.interval[0]:.2f}–{sp.interval[1]:.2f}]" if sp.interval else ""
+    return f"{_f(sp.mean_ratio, '.2f', '×')}{ci} / {_f(sp.geomean, '.2f', '×')} ({sp.pairs})"
 
 
 def _model(role: str, info: dict[str, Any]) -> str:

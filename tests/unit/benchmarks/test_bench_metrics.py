@@ -9,6 +9,7 @@ import pytest
 from benchmarks.metrics import (
     StepTimes,
     acceptance_by_position,
+    bootstrap_ratio,
     ceiling,
     cost_ratio,
     pairwise_speedup,
@@ -97,7 +98,23 @@ def test_pairwise_speedup_pairs_problems_and_reports_both_means():
 
 def test_pairwise_speedup_without_pairs_is_empty():
     sp = pairwise_speedup([record("spec", "p1", latency=1.0)], [record("target", "p2", latency=1.0)], "target")
-    assert (sp.pairs, sp.mean_ratio, sp.geomean) == (0, None, None)
+    assert (sp.pairs, sp.mean_ratio, sp.geomean, sp.interval) == (0, None, None, None)
+
+
+def test_bootstrap_interval_brackets_the_ratio_of_sums_and_is_reproducible():
+    pairs = [(11.0, 10.0), (24.0, 20.0), (9.0, 10.0), (30.0, 20.0)]
+    low, high = bootstrap_ratio(pairs)
+    assert 0.9 <= low < 74 / 60 < high <= 1.5  # within the extreme per-pair ratios, around the ratio of sums
+    assert bootstrap_ratio(pairs) == (low, high)
+    assert bootstrap_ratio([(12.0, 10.0), (6.0, 5.0)]) == (pytest.approx(1.2), pytest.approx(1.2))
+    assert bootstrap_ratio([]) is None and bootstrap_ratio([(1.0, 0.0)]) is None
+
+
+def test_pairwise_speedup_interval_resamples_the_pairs():
+    """Base (2, 8) vs run (1, 8): draws of both pairs give 10/9; all-p1 gives 2, all-p2 gives 1."""
+    base = [record("target", "p1", latency=2.0), record("target", "p2", latency=8.0)]
+    sp = pairwise_speedup([record("spec", "p1", latency=1.0), record("spec", "p2", latency=8.0)], base, "target")
+    assert sp.interval == (pytest.approx(1.0), pytest.approx(2.0))
 
 
 def test_acceptance_by_position_counts_judged_steps_only():

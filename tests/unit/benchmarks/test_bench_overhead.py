@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.overhead import bootstrap_ratio, compare, main, overall_interval, split_modes
+from benchmarks.overhead import compare, main, overall_interval, split_modes
 from benchmarks.records import write_meta, write_records
 from tests.unit.benchmarks.bench_fakes import TARGET, record
 
@@ -93,14 +93,6 @@ def test_a_folder_without_served_twins_is_refused(tmp_path):
     write_records(tmp_path, _side({"p0": 10.0}))
     with pytest.raises(ValueError, match="no served run with an in-process twin"):
         split_modes(tmp_path)
-
-
-def test_bootstrap_interval_brackets_the_ratio_of_sums_and_is_reproducible():
-    groups = [(11.0, 10.0), (24.0, 20.0), (9.0, 10.0), (30.0, 20.0)]
-    low, high = bootstrap_ratio(groups)
-    assert 0.9 <= low < 74 / 60 < high <= 1.5  # within the extreme per-group ratios, around the ratio of sums
-    assert bootstrap_ratio(groups) == (low, high)
-    assert bootstrap_ratio([(12.0, 10.0), (6.0, 5.0)]) == (pytest.approx(1.2), pytest.approx(1.2))
 
 
 def test_overall_interval_resamples_problems_with_every_run_on_them():
