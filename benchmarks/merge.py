@@ -1,8 +1,11 @@
-"""Replace some problems' records of a run with those of a redo run, into a new results folder.
+"""Replace some problems' records of a run with those of a redo run, or add those it lacks, into a new folder.
 
 For a run some of whose problems were timed while the machine was disturbed: redo just those problems
-(`dataset.select=[…]`, same config otherwise), then merge. The merged meta.json keeps the base run's and
-names the redo's command and problems (`redone`), which the report prints.
+(`dataset.select=[…]`, same config otherwise), then merge. For a run cut short: redo the requests it did not
+send (`dataset.select=[…]`, `only=[…]`), then merge; a record the base lacks is added when its run and problem
+are among the base's configured ones. The merged meta.json keeps the base run's and names the redo's command,
+problems and added records (`redone`), which the report prints; its status is the base's, or "complete" once
+every configured run has every problem (the base's status is kept in `redone`).
 
     python -m benchmarks.merge BASE_DIR REDO_DIR OUT_DIR
 """
@@ -12,33 +15,50 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from benchmarks.records import read_meta, read_records, write_meta, write_records
 
 
 def merge_runs(base: Path, redo: Path, out: Path) -> list[str]:
-    """Write `out` (records and meta) = `base` with every (run, problem) record that `redo` has replaced by it.
+    """Write `out` (records and meta) = `base` with every (run, problem) record that `redo` has replaced by it,
+    and the redo's records of configured (run, problem)s the base lacks appended.
 
     Returns:
         The redone problem ids.
 
     Raises:
-        ValueError: the redo holds a (run, problem) the base does not, or `out` already exists.
+        ValueError: the redo holds a (run, problem) the base lacks that is not among the base's configured runs
+            and problems, or `out` already exists.
     """
     if out.exists():
         raise ValueError(f"{out} exists; choose a new folder")
+    meta = read_meta(base)
     redone = {(r.run, r.problem_id): r for r in read_records(redo)}
     base_records = read_records(base)
-    missing = sorted(set(redone) - {(r.run, r.problem_id) for r in base_records})
-    if missing:
-        raise ValueError(f"the redo has records the base run lacks: {missing}")
+    planned = _planned(meta)
+    added = [key for key in redone if key not in {(r.run, r.problem_id) for r in base_records}]
+    unknown = sorted(key for key in added if key not in planned)
+    if unknown:
+        raise ValueError(f"the redo has records the base run lacks and was not configured for: {unknown}")
+    records = [redone.get((r.run, r.problem_id), r) for r in base_records] + [redone[key] for key in added]
     out.mkdir(parents=True)
-    write_records(out, [redone.get((r.run, r.problem_id), r) for r in base_records])
+    write_records(out, records)
     problems = sorted({pid for _, pid in redone})
-    meta = read_meta(base)
-    meta["redone"] = {"problems": problems, "command": read_meta(redo).get("command", "?"), "from": str(redo)}
+    meta["redone"] = {"problems": problems, "added": [f"{run} on {pid}" for run, pid in added],
+                      "base_status": meta.get("status"), "command": read_meta(redo).get("command", "?"),
+                      "from": str(redo)}
+    meta["records"], meta["errors"] = len(records), sum(not r.ok for r in records)
+    if planned and planned <= {(r.run, r.problem_id) for r in records}:
+        meta["status"] = "complete"
     write_meta(out, meta)
     return problems
+
+
+def _planned(meta: dict[str, Any]) -> set[tuple[str, str]]:
+    """Every (run, problem) the base run was configured to send (empty when its meta does not say)."""
+    runs = [r["name"] for r in meta.get("runs", [])]
+    return {(run, pid) for run in runs for pid in meta.get("dataset", {}).get("problem_ids", [])}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

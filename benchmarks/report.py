@@ -86,8 +86,10 @@ def _header(meta: dict[str, Any], run_dir: Path) -> list[str]:
         f"re-render: `python -m benchmarks.report {run_dir}`",
     ]
     if redone := meta.get("redone"):
+        added = f"; added what the base run had not sent: {', '.join(redone['added'])} (it ended " \
+                f"{redone.get('base_status')})" if redone.get("added") else ""
         lines.append(f"- Redone: problems {', '.join(redone['problems'])} re-timed by `{redone['command']}` "
-                     "(`python -m benchmarks.merge`)")
+                     f"(`python -m benchmarks.merge`){added}")
     for part in meta.get("parts", []):
         pm, pids = part.get("machine") or {}, part.get("problems", [])
         lines.append(f"- Part ({len(pids)} problems: {', '.join(pids)}): `{part.get('command')}` on "

@@ -37,7 +37,11 @@ def test_redo_replaces_only_its_problems_and_is_named_in_the_report(tmp_path):
 def test_redo_with_unknown_records_or_an_existing_output_is_refused(tmp_path):
     base = _run_dir(tmp_path / "base", [record("target", "p0", latency=1.0)], "a")
     redo = _run_dir(tmp_path / "redo", [record("target", "p9", latency=1.0)], "b")
-    with pytest.raises(ValueError, match="lacks"):
+    with pytest.raises(ValueError, match="lacks and was not configured for"):
+        merge_runs(base, redo, tmp_path / "out")
+    write_meta(base, {"command": "a", "runs": [{"name": "target"}],
+                      "dataset": {"problem_ids": ["p0", "p1"]}, "status": "failed: KeyboardInterrupt"})
+    with pytest.raises(ValueError, match=r"\('target', 'p9'\)"):  # p9 is not among the configured problems
         merge_runs(base, redo, tmp_path / "out")
     with pytest.raises(ValueError, match="exists"):
         merge_runs(base, base, tmp_path / "redo")
@@ -71,3 +75,20 @@ def test_combine_refuses_other_benchmarks_overlaps_and_an_existing_output(tmp_pa
         combine_runs([a, _part(tmp_path / "c", ["p0"], "z")], tmp_path / "out")
     with pytest.raises(ValueError, match="exists"):
         combine_runs([a, tmp_path / "c"], tmp_path / "b")
+
+
+def test_redo_completes_a_run_cut_short(tmp_path):
+    """The base run was stopped before draft on p1; the redo sends just that request."""
+    base = _run_dir(tmp_path / "base", [record("target", "p0", latency=4.0), record("draft", "p0", latency=2.0),
+                                        record("target", "p1", latency=4.0)], "bench")
+    write_meta(base, {"command": "bench", "runs": [{"name": "target"}, {"name": "draft"}],
+                      "dataset": {"problem_ids": ["p0", "p1"]}, "status": "failed: KeyboardInterrupt",
+                      "records": 3, "errors": 0})
+    redo = _run_dir(tmp_path / "redo", [record("draft", "p1", latency=1.0)], "bench select=[1] only=[draft]")
+    assert merge_runs(base, redo, tmp_path / "out") == ["p1"]
+    merged = read_records(tmp_path / "out")
+    assert [(r.run, r.problem_id, r.latency_s) for r in merged][-1] == ("draft", "p1", 1.0) and len(merged) == 4
+    meta = read_meta(tmp_path / "out")
+    assert (meta["status"], meta["records"], meta["redone"]["added"]) == ("complete", 4, ["draft on p1"])
+    report = render_run_dir(tmp_path / "out", plots=False)
+    assert "added what the base run had not sent: draft on p1 (it ended failed: KeyboardInterrupt)" in report
