@@ -36,8 +36,8 @@ def merge_runs(base: Path, redo: Path, out: Path) -> list[str]:
     meta = read_meta(base)
     redone = {(r.run, r.problem_id): r for r in read_records(redo)}
     base_records = read_records(base)
-    planned = _planned(meta)
-    added = [key for key in redone if key not in {(r.run, r.problem_id) for r in base_records}]
+    planned, have = _planned(meta), {(r.run, r.problem_id) for r in base_records}
+    added = [key for key in redone if key not in have]
     unknown = sorted(key for key in added if key not in planned)
     if unknown:
         raise ValueError(f"the redo has records the base run lacks and was not configured for: {unknown}")
