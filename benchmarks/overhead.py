@@ -42,7 +42,6 @@ class Overhead:
         run: run name.
         pairs: problems paired (both requests succeeded).
         failed: problems left out because a request failed on either side.
-        served_mean_s / inprocess_mean_s: mean latency over the pairs.
         geomean / low / high: geometric mean, minimum and maximum of the per-problem latency ratios.
         served_ms_per_target_token / inprocess_ms_per_target_token: summed target step time ÷ summed target
             tokens (None when the run wrote no target tokens).
@@ -50,14 +49,12 @@ class Overhead:
             records that have step timing (None when none has: records from before it).
         identical: pairs whose predicted answers are equal.
         served_correct / inprocess_correct: correct answers over the pairs.
-        latencies: (problem id, served s, in-process s) of each pair.
+        latencies: (problem id, served s, in-process s) of each pair (in-process: the mean of its measurements).
     """
 
     run: str
     pairs: int
     failed: int
-    served_mean_s: float
-    inprocess_mean_s: float
     geomean: float
     low: float
     high: float
@@ -69,6 +66,14 @@ class Overhead:
     served_correct: int
     inprocess_correct: int
     latencies: tuple[tuple[str, float, float], ...]
+
+    @property
+    def served_mean_s(self) -> float:
+        return sum(s for _, s, _ in self.latencies) / len(self.latencies)
+
+    @property
+    def inprocess_mean_s(self) -> float:
+        return sum(i for _, _, i in self.latencies) / len(self.latencies)
 
     @property
     def ratio_of_means(self) -> float:
@@ -129,7 +134,6 @@ def compare(served: Sequence[ProblemRecord], inprocess: Sequence[ProblemRecord])
         ratios = [s.latency_s / t for (s, _), t in zip(ok, inproc_s, strict=True)]
         out.append(Overhead(
             run=run, pairs=len(ok), failed=len(both) - len(ok),
-            served_mean_s=sum(s.latency_s for s, _ in ok) / len(ok), inprocess_mean_s=sum(inproc_s) / len(ok),
             geomean=math.exp(sum(map(math.log, ratios)) / len(ratios)), low=min(ratios), high=max(ratios),
             served_ms_per_target_token=_ms_per_target_token([s for s, _ in ok]),
             inprocess_ms_per_target_token=_ms_per_target_token([r for _, i in ok for r in i]),
