@@ -21,7 +21,9 @@ from typing import Any
 from benchmarks.records import read_meta, read_records, write_meta, write_records
 
 # What must agree between parts: the same benchmark, only the problems differ. Runs are compared as configured
-# (name, knobs, app overrides), not as resolved: a default added to ReasoningParams between parts is no change.
+# (name, knobs, app overrides), not as resolved: a default added to ReasoningParams between parts is no change;
+# and as a set: parts may list them in another order (which engine a paired part opens first), and the joined
+# report keeps the first part's order.
 _SAME = ("mode", "concurrency", "order", "baseline", "compare_to")
 _SAME_DATASET = ("name", "size", "seed", "options")
 _SAME_RUN = ("name", "knobs", "app_overrides")
@@ -29,7 +31,7 @@ _SAME_RUN = ("name", "knobs", "app_overrides")
 
 def _identity(meta: dict[str, Any]) -> dict[str, Any]:
     dataset = meta.get("dataset", {})
-    runs = [{k: r.get(k) for k in _SAME_RUN} for r in meta.get("runs", [])]
+    runs = sorted(({k: r.get(k) for k in _SAME_RUN} for r in meta.get("runs", [])), key=lambda r: str(r["name"]))
     return {"runs": runs, **{k: meta.get(k) for k in _SAME}, **{f"dataset.{k}": dataset.get(k) for k in _SAME_DATASET}}
 
 

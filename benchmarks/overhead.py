@@ -17,7 +17,9 @@ is orchestration plus the calls whose output was not kept), how many answers are
 accuracy. With greedy decoding both sides should give the same answers; a pair where a request failed is left out
 and counted. Each ratio of means, and the overhead of all runs together, comes with a 95% bootstrap interval over
 problems (a problem's requests resampled together, as they shared the machine's speed at the time), which says
-whether a goal such as ≤ 5% is within what the problems measured.
+whether a goal such as ≤ 5% is within what the problems measured. For one benchmark run both ways, the overhead
+is also given apart over the problems whose served side went first and those whose in-process side did
+(`overhead-paired-served-first.yaml` on alternate problems), which shows whether the order biases it.
 """
 
 from __future__ import annotations
@@ -85,15 +87,30 @@ class Overhead:
         return bootstrap_ratio([(s, i) for _, s, i in self.latencies])
 
 
-def overall_interval(rows: Sequence[Overhead]) -> tuple[float, float] | None:
-    """95% bootstrap interval of all runs' served ÷ in-process seconds, resampling problems (each with every
-    run's pair on it)."""
+def _by_problem(rows: Sequence[Overhead]) -> dict[str, tuple[float, float]]:
+    """Per problem: (served, in-process) seconds summed over every run's pair on it."""
     by_problem: dict[str, tuple[float, float]] = {}
     for row in rows:
         for pid, s, i in row.latencies:
             old_s, old_i = by_problem.get(pid, (0.0, 0.0))
             by_problem[pid] = (old_s + s, old_i + i)
-    return bootstrap_ratio(list(by_problem.values()))
+    return by_problem
+
+
+def overall_interval(rows: Sequence[Overhead]) -> tuple[float, float] | None:
+    """95% bootstrap interval of all runs' served ÷ in-process seconds, resampling problems (each with every
+    run's pair on it)."""
+    return bootstrap_ratio(list(_by_problem(rows).values()))
+
+
+def served_first(served: Sequence[ProblemRecord], inprocess: Sequence[ProblemRecord]) -> dict[str, bool]:
+    """Per problem on both sides, whether its served requests were sent before its in-process ones (by `seq`,
+    the planned order: one benchmark's records, where a problem's requests are all in one part)."""
+    first: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    for side, records in zip(first, (served, inprocess), strict=True):
+        for r in records:
+            side[r.problem_id] = min(side.get(r.problem_id, r.seq), r.seq)
+    return {pid: seq < first[1][pid] for pid, seq in first[0].items() if pid in first[1]}
 
 
 def _ms_per_target_token(records: Sequence[ProblemRecord]) -> float | None:
@@ -181,8 +198,23 @@ def _interval(ci: tuple[float, float] | None) -> str:
     return f"[{ci[0]:.3f}–{ci[1]:.3f}]" if ci else "[—]"
 
 
-def table(rows: Sequence[Overhead]) -> str:
-    """A markdown table of `rows`, with the latency-weighted overhead of all runs together below it."""
+def _by_order(rows: Sequence[Overhead], first: dict[str, bool]) -> str:
+    """The overhead over the problems where the served side went first, and over those where it went second."""
+    by_problem = _by_problem(rows)
+    parts = []
+    for flag, label in ((True, "served first"), (False, "in-process first")):
+        pairs = [v for pid, v in by_problem.items() if first.get(pid) is flag]
+        if pairs:
+            ratio = sum(s for s, _ in pairs) / sum(i for _, i in pairs)
+            ci = bootstrap_ratio(pairs)
+            ci_text = f" (95% CI {100 * (ci[0] - 1):+.1f}% to {100 * (ci[1] - 1):+.1f}%)" if ci else ""
+            parts.append(f"{label} on {len(pairs)} problems {100 * (ratio - 1):+.1f}%{ci_text}")
+    return "By the side sent first on a problem: " + "; ".join(parts) + "."
+
+
+def table(rows: Sequence[Overhead], first: dict[str, bool] | None = None) -> str:
+    """A markdown table of `rows`, with the latency-weighted overhead of all runs together below it, and split by
+    the side sent first on each problem when `first` (`served_first`) is given."""
     lines = ["| run | pairs | served mean (s) | in-process mean (s) | ratio of means [95% CI] | geomean [min–max] | "
              "target ms/token served / in-process | kept steps' model s served / in-process | answers identical | "
              "accuracy served / in-process |",
@@ -202,6 +234,8 @@ def table(rows: Sequence[Overhead]) -> str:
           if interval else "")
     lines.append(f"\nAll runs: served {served:.1f} s, in-process {inproc:.1f} s → overhead "
                  f"**{100 * (served / inproc - 1):+.1f}%**{ci}.")
+    if first:
+        lines.append(_by_order(rows, first))
     return "\n".join(lines)
 
 
@@ -212,14 +246,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                   "ran its runs both ways")
     parser.add_argument("inprocess", type=Path, nargs="*", help="results folder(s) of the in-process run")
     args = parser.parse_args(argv)
+    first = None  # two benchmarks' seqs do not compare
     try:
         if args.inprocess:
             rows = compare(read_records(args.served), [r for d in args.inprocess for r in read_records(d)])
         else:
-            rows = compare(*split_modes(args.served))
+            served, inprocess = split_modes(args.served)
+            rows, first = compare(served, inprocess), served_first(served, inprocess)
     except ValueError as e:
         parser.error(str(e))
-    print(table(rows))
+    print(table(rows, first))
     return 0
 
 

@@ -47,9 +47,9 @@ def test_redo_with_unknown_records_or_an_existing_output_is_refused(tmp_path):
         merge_runs(base, base, tmp_path / "redo")
 
 
-def _part(path, pids, command, *, seed=7, cpu="cpu-a"):
-    _run_dir(path, [record(run, pid, latency=2.0) for pid in pids for run in ("target", "draft")], command)
-    write_meta(path, {"name": "bench", "command": command, "runs": [{"name": "target"}, {"name": "draft"}],
+def _part(path, pids, command, *, seed=7, cpu="cpu-a", runs=("target", "draft")):
+    _run_dir(path, [record(run, pid, latency=2.0) for pid in pids for run in runs], command)
+    write_meta(path, {"name": "bench", "command": command, "runs": [{"name": run} for run in runs],
                       "dataset": {"name": "gsm_symbolic", "size": 4, "seed": seed, "problem_ids": pids},
                       "machine": {"cpu": cpu}, "status": "complete", "errors": 0})
     return path
@@ -57,11 +57,12 @@ def _part(path, pids, command, *, seed=7, cpu="cpu-a"):
 
 def test_combine_joins_disjoint_chunks_and_names_every_part(tmp_path):
     a = _part(tmp_path / "a", ["p0", "p1"], "bench select=[0,1]")
-    b = _part(tmp_path / "b", ["p2", "p3"], "bench select=[2,3]", cpu="cpu-b")
-    assert combine_runs([a, b], tmp_path / "out") == ["p0", "p1", "p2", "p3"]
+    b = _part(tmp_path / "b", ["p2", "p3"], "bench select=[2,3]", cpu="cpu-b", runs=("draft", "target"))
+    assert combine_runs([a, b], tmp_path / "out") == ["p0", "p1", "p2", "p3"]  # runs listed in another order
     assert len(read_records(tmp_path / "out")) == 8
     meta = read_meta(tmp_path / "out")
     assert [p["problems"] for p in meta["parts"]] == [["p0", "p1"], ["p2", "p3"]]
+    assert [r["name"] for r in meta["runs"]] == ["target", "draft"]  # the first part's order
     assert meta["dataset"]["problem_ids"] == ["p0", "p1", "p2", "p3"] and meta["status"] == "complete"
     report = render_run_dir(tmp_path / "out", plots=False)
     assert "`bench select=[2,3]` on cpu-b" in report and "4 problems" in report
@@ -71,6 +72,8 @@ def test_combine_refuses_other_benchmarks_overlaps_and_an_existing_output(tmp_pa
     a = _part(tmp_path / "a", ["p0"], "x")
     with pytest.raises(ValueError, match="dataset.seed differ"):
         combine_runs([a, _part(tmp_path / "b", ["p1"], "y", seed=8)], tmp_path / "out")
+    with pytest.raises(ValueError, match="runs differ"):
+        combine_runs([a, _part(tmp_path / "d", ["p1"], "w", runs=("target",))], tmp_path / "out")
     with pytest.raises(ValueError, match="problem p0 is in both"):
         combine_runs([a, _part(tmp_path / "c", ["p0"], "z")], tmp_path / "out")
     with pytest.raises(ValueError, match="exists"):

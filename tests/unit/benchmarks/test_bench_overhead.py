@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.overhead import compare, main, overall_interval, split_modes
+from benchmarks.overhead import compare, main, overall_interval, served_first, split_modes
 from benchmarks.records import write_meta, write_records
 from tests.unit.benchmarks.bench_fakes import TARGET, record
 
@@ -101,3 +101,19 @@ def test_overall_interval_resamples_problems_with_every_run_on_them():
             *compare(_side({"p0": 8.0, "p1": 15.0}, run="draft"), _side({"p0": 10.0, "p1": 10.0}, run="draft"))]
     assert rows[0].ratio_interval[0] < 1.0 < rows[0].ratio_interval[1]
     assert overall_interval(rows) == (pytest.approx(1.0), pytest.approx(1.0))
+
+
+def test_the_overhead_is_split_by_the_side_sent_first_on_each_problem(tmp_path, capsys):
+    """p0: in-process (seq 0) before served (seq 1), +10%; p1: served (seq 2) before in-process (seq 3), +50%."""
+    knobs = {"method": "target"}
+    write_meta(tmp_path, {"runs": [{"name": "target", "knobs": knobs, "app_overrides": [], "mode": "inprocess"},
+                                   {"name": "target-served", "knobs": knobs, "app_overrides": [], "mode": "served"}]})
+    write_records(tmp_path, [record("target", "p0", latency=10.0, seq=0),
+                             record("target-served", "p0", latency=11.0, seq=1),
+                             record("target-served", "p1", latency=30.0, seq=2),
+                             record("target", "p1", latency=20.0, seq=3)])
+    assert served_first(*split_modes(tmp_path)) == {"p0": False, "p1": True}
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert ("By the side sent first on a problem: served first on 1 problems +50.0% (95% CI +50.0% to +50.0%); "
+            "in-process first on 1 problems +10.0% (95% CI +10.0% to +10.0%).") in out
