@@ -43,6 +43,8 @@ def _speedup(s: RunSummary, ref: str) -> str:
     sp = s.speedups.get(ref)
     if sp is None or sp.pairs == 0:
         return "—"
+    if s.name == ref:
+        return f"1× (reference, {sp.pairs})"
     ci = f" [{sp.interval[0]:.2f}–{sp.interval[1]:.2f}]" if sp.interval else ""
     return f"{_f(sp.mean_ratio, '.2f', '×')}{ci} / {_f(sp.geomean, '.2f', '×')} ({sp.pairs})"
 

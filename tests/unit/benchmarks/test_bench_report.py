@@ -67,6 +67,7 @@ def test_report_renders_header_and_tables(run_dir: Path):
     rows = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines() if line.startswith("| sr")}
     # quality row of sr5: 0/2 correct, 2× faster than target (8 s vs 4 s) on both pairs
     assert "0/2 = 0.00" in md and "2.00× [2.00–2.00] / 2.00× (2)" in md
+    assert "1× (reference, 2)" in md  # target against itself: no interval to give
     # speculation row of sr7: α = 4/6, c = (1 + 0.5)/4, ceiling 1/(0.375 + 0.625/3)
     assert "0.67 (4/6)" in md and "| 0.38 |" in md and "1.71×" in md
     assert "sr5" in rows and "sr7" in rows
