@@ -208,7 +208,8 @@ def _by_order(rows: Sequence[Overhead], first: dict[str, bool]) -> str:
             ratio = sum(s for s, _ in pairs) / sum(i for _, i in pairs)
             ci = bootstrap_ratio(pairs)
             ci_text = f" (95% CI {100 * (ci[0] - 1):+.1f}% to {100 * (ci[1] - 1):+.1f}%)" if ci else ""
-            parts.append(f"{label} on {len(pairs)} problems {100 * (ratio - 1):+.1f}%{ci_text}")
+            problems = f"{len(pairs)} problem" + ("s" if len(pairs) != 1 else "")
+            parts.append(f"{label} on {problems} {100 * (ratio - 1):+.1f}%{ci_text}")
     return "By the side sent first on a problem: " + "; ".join(parts) + "."
 
 

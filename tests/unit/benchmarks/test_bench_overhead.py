@@ -115,5 +115,5 @@ def test_the_overhead_is_split_by_the_side_sent_first_on_each_problem(tmp_path, 
     assert served_first(*split_modes(tmp_path)) == {"p0": False, "p1": True}
     assert main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert ("By the side sent first on a problem: served first on 1 problems +50.0% (95% CI +50.0% to +50.0%); "
-            "in-process first on 1 problems +10.0% (95% CI +10.0% to +10.0%).") in out
+    assert ("By the side sent first on a problem: served first on 1 problem +50.0% (95% CI +50.0% to +50.0%); "
+            "in-process first on 1 problem +10.0% (95% CI +10.0% to +10.0%).") in out
