@@ -42,24 +42,19 @@ class Overhead:
 
     Attributes:
         run: run name.
-        pairs: problems paired (both requests succeeded).
         failed: problems left out because a request failed on either side.
-        geomean / low / high: geometric mean, minimum and maximum of the per-problem latency ratios.
         served_ms_per_target_token / inprocess_ms_per_target_token: summed target step time ÷ summed target
             tokens (None when the run wrote no target tokens).
         served_step_model_s / inprocess_step_model_s: mean of the summed `latency_s` of the kept steps over the
             records that have step timing (None when none has: records from before it).
         identical: pairs whose predicted answers are equal.
         served_correct / inprocess_correct: correct answers over the pairs.
-        latencies: (problem id, served s, in-process s) of each pair (in-process: the mean of its measurements).
+        latencies: (problem id, served s, in-process s) of each pair — a problem both requests of which
+            succeeded (in-process: the mean of its measurements).
     """
 
     run: str
-    pairs: int
     failed: int
-    geomean: float
-    low: float
-    high: float
     served_ms_per_target_token: float | None
     inprocess_ms_per_target_token: float | None
     served_step_model_s: float | None
@@ -68,6 +63,19 @@ class Overhead:
     served_correct: int
     inprocess_correct: int
     latencies: tuple[tuple[str, float, float], ...]
+
+    @property
+    def pairs(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def ratios(self) -> list[float]:
+        """Served ÷ in-process latency, problem by problem."""
+        return [s / i for _, s, i in self.latencies]
+
+    @property
+    def geomean(self) -> float:
+        return math.exp(sum(map(math.log, self.ratios)) / self.pairs)
 
     @property
     def served_mean_s(self) -> float:
@@ -148,10 +156,8 @@ def compare(served: Sequence[ProblemRecord], inprocess: Sequence[ProblemRecord])
         if not ok:
             continue
         inproc_s = [sum(r.latency_s for r in i) / len(i) for _, i in ok]
-        ratios = [s.latency_s / t for (s, _), t in zip(ok, inproc_s, strict=True)]
         out.append(Overhead(
-            run=run, pairs=len(ok), failed=len(both) - len(ok),
-            geomean=math.exp(sum(map(math.log, ratios)) / len(ratios)), low=min(ratios), high=max(ratios),
+            run=run, failed=len(both) - len(ok),
             served_ms_per_target_token=_ms_per_target_token([s for s, _ in ok]),
             inprocess_ms_per_target_token=_ms_per_target_token([r for _, i in ok for r in i]),
             served_step_model_s=_mean_known([_step_model_s(s) for s, _ in ok]),
@@ -224,7 +230,7 @@ def table(rows: Sequence[Overhead], first: dict[str, bool] | None = None) -> str
         failed = f" ({r.failed} failed)" if r.failed else ""
         lines.append(f"| {r.run} | {r.pairs}{failed} | {r.served_mean_s:.2f} | {r.inprocess_mean_s:.2f} | "
                      f"**{r.ratio_of_means:.3f}** {_interval(r.ratio_interval)} | "
-                     f"{r.geomean:.3f} [{r.low:.2f}–{r.high:.2f}] | "
+                     f"{r.geomean:.3f} [{min(r.ratios):.2f}–{max(r.ratios):.2f}] | "
                      f"{_ms(r.served_ms_per_target_token)} / {_ms(r.inprocess_ms_per_target_token)} | "
                      f"{_s(r.served_step_model_s)} / {_s(r.inprocess_step_model_s)} | "
                      f"{r.identical}/{r.pairs} | {r.served_correct}/{r.pairs} / {r.inprocess_correct}/{r.pairs} |")
