@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.metrics import bootstrap_ratio
-from benchmarks.records import ProblemRecord, read_meta, read_records
+from benchmarks.records import RECORDS_FILE, ProblemRecord, read_meta, read_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                   "ran its runs both ways")
     parser.add_argument("inprocess", type=Path, nargs="*", help="results folder(s) of the in-process run")
     args = parser.parse_args(argv)
+    for folder in (args.served, *args.inprocess):
+        if not (folder / RECORDS_FILE).is_file():
+            parser.error(f"{folder} holds no {RECORDS_FILE}: not a results folder")
     first = None  # two benchmarks' seqs do not compare
     try:
         if args.inprocess:

@@ -88,11 +88,14 @@ def test_one_benchmark_that_ran_both_ways_pairs_each_served_run_with_its_in_proc
     assert "| target | 2 | 16.00 | 15.00 | **1.067** [1.050–1.100] |" in capsys.readouterr().out
 
 
-def test_a_folder_without_served_twins_is_refused(tmp_path):
+def test_a_folder_without_served_twins_or_without_records_is_refused(tmp_path, capsys):
     write_meta(tmp_path, {"runs": [{"name": "target", "knobs": {}, "app_overrides": [], "mode": "inprocess"}]})
     write_records(tmp_path, _side({"p0": 10.0}))
     with pytest.raises(ValueError, match="no served run with an in-process twin"):
         split_modes(tmp_path)
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "typo")])
+    assert "typo holds no records.jsonl: not a results folder" in capsys.readouterr().err
 
 
 def test_overall_interval_resamples_problems_with_every_run_on_them():
