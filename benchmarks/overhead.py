@@ -19,7 +19,8 @@ and counted. Each ratio of means, and the overhead of all runs together, comes w
 problems (a problem's requests resampled together, as they shared the machine's speed at the time), which says
 whether a goal such as ≤ 5% is within what the problems measured. For one benchmark run both ways, the overhead
 is also given apart over the problems whose served side went first and those whose in-process side did
-(`overhead-paired-served-first.yaml` on alternate problems), which shows whether the order biases it.
+(`overhead-paired-served-first.yaml` on alternate problems), which shows whether the order biases it, and the two
+combined (√ of their ratios) so that a slowdown of whichever side goes second cancels.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.metrics import bootstrap_ratio
+from benchmarks.metrics import BOOTSTRAP_RESAMPLES, bootstrap_ratio
 from benchmarks.records import RECORDS_FILE, ProblemRecord, read_meta, read_records
 
 
@@ -204,18 +206,38 @@ def _interval(ci: tuple[float, float] | None) -> str:
     return f"[{ci[0]:.3f}–{ci[1]:.3f}]" if ci else "[—]"
 
 
+def _ratio(pairs: Sequence[tuple[float, float]]) -> float:
+    return sum(s for s, _ in pairs) / sum(i for _, i in pairs)
+
+
+def order_balanced(served_first: Sequence[tuple[float, float]], inprocess_first: Sequence[tuple[float, float]],
+                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """√(r₁ · r₂), r = Σ served ÷ Σ in-process seconds over the problems (served, in-process) whose served side
+    went first (r₁) or second (r₂): a slowdown of whichever side goes second, by one factor either way, cancels.
+    With its 95% percentile-bootstrap interval, each group resampled apart (fixed seed)."""
+    rng = random.Random(seed)
+    draws = sorted(math.sqrt(_ratio(rng.choices(served_first, k=len(served_first)))
+                             * _ratio(rng.choices(inprocess_first, k=len(inprocess_first))))
+                   for _ in range(resamples))
+    return (math.sqrt(_ratio(served_first) * _ratio(inprocess_first)),
+            (draws[int(0.025 * (resamples - 1))], draws[int(0.975 * (resamples - 1))]))
+
+
+def _percent(ci: tuple[float, float] | None) -> str:
+    return f" (95% CI {100 * (ci[0] - 1):+.1f}% to {100 * (ci[1] - 1):+.1f}%)" if ci else ""
+
+
 def _by_order(rows: Sequence[Overhead], first: dict[str, bool]) -> str:
-    """The overhead over the problems where the served side went first, and over those where it went second."""
+    """The overhead over the problems where the served side went first, over those where it went second, and
+    balanced for the order when there are both."""
     by_problem = _by_problem(rows)
-    parts = []
-    for flag, label in ((True, "served first"), (False, "in-process first")):
-        pairs = [v for pid, v in by_problem.items() if first.get(pid) is flag]
-        if pairs:
-            ratio = sum(s for s, _ in pairs) / sum(i for _, i in pairs)
-            ci = bootstrap_ratio(pairs)
-            ci_text = f" (95% CI {100 * (ci[0] - 1):+.1f}% to {100 * (ci[1] - 1):+.1f}%)" if ci else ""
-            problems = f"{len(pairs)} problem" + ("s" if len(pairs) != 1 else "")
-            parts.append(f"{label} on {problems} {100 * (ratio - 1):+.1f}%{ci_text}")
+    groups = {flag: [v for pid, v in by_problem.items() if first.get(pid) is flag] for flag in (True, False)}
+    parts = [f"{label} on {len(pairs)} problem{'s' if len(pairs) != 1 else ''} "
+             f"{100 * (_ratio(pairs) - 1):+.1f}%{_percent(bootstrap_ratio(pairs))}"
+             for label, pairs in (("served first", groups[True]), ("in-process first", groups[False])) if pairs]
+    if groups[True] and groups[False]:
+        balanced, ci = order_balanced(groups[True], groups[False])
+        parts.append(f"balanced for the order (√ of the two ratios) **{100 * (balanced - 1):+.1f}%**{_percent(ci)}")
     return "By the side sent first on a problem: " + "; ".join(parts) + "."
 
 

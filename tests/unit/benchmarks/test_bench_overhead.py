@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.overhead import compare, main, overall_interval, served_first, split_modes
+from benchmarks.overhead import compare, main, order_balanced, overall_interval, served_first, split_modes
 from benchmarks.records import write_meta, write_records
 from tests.unit.benchmarks.bench_fakes import TARGET, record
 
@@ -119,4 +119,14 @@ def test_the_overhead_is_split_by_the_side_sent_first_on_each_problem(tmp_path, 
     assert main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert ("By the side sent first on a problem: served first on 1 problem +50.0% (95% CI +50.0% to +50.0%); "
-            "in-process first on 1 problem +10.0% (95% CI +10.0% to +10.0%).") in out
+            "in-process first on 1 problem +10.0% (95% CI +10.0% to +10.0%); balanced for the order (√ of the two "
+            "ratios) **+28.5%** (95% CI +28.5% to +28.5%).") in out  # √(1.5 × 1.1) = 1.2845
+
+
+def test_order_balancing_cancels_a_slowdown_of_the_side_sent_second():
+    """True overhead 1.05; whichever side goes second runs 1.2× slower."""
+    served_first = [(1.05 * t, 1.2 * t) for t in (10.0, 20.0, 30.0)]
+    inprocess_first = [(1.2 * 1.05 * t, t) for t in (15.0, 25.0)]
+    balanced, (low, high) = order_balanced(served_first, inprocess_first)
+    assert balanced == pytest.approx(1.05)
+    assert low == pytest.approx(1.05) and high == pytest.approx(1.05)  # no spread within either group
