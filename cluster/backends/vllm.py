@@ -77,6 +77,9 @@ def engine_settings(spec: ModelSpec, model_dir: Path, *, on_cpu: bool) -> tuple[
         if single and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
             cpus = sorted(os.sched_getaffinity(0))[: spec.num_threads or None]
             env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, cpus))
+            # The scheduler process would otherwise inherit a Ray replica's OMP_NUM_THREADS (its num_cpus, often 1):
+            # 1.3% slower decoding measured (RESULTS.md, session 14).
+            env["OMP_NUM_THREADS"] = str(len(cpus))
     kwargs.update(user)
     return kwargs, env
 

@@ -143,7 +143,7 @@ def test_engine_settings_cpu_defaults_yield_to_user_settings(tmp_path, monkeypat
     kwargs, env = engine_settings(spec, tmp_path, on_cpu=True)
     assert kwargs["enforce_eager"] and kwargs["kv_cache_memory_bytes"] == CPU_KV_CACHE_BYTES
     assert (kwargs["model"], kwargs["max_model_len"], kwargs["enable_prefix_caching"]) == (str(tmp_path), 2048, True)
-    assert env == {"VLLM_CPU_OMP_THREADS_BIND": str(min(os.sched_getaffinity(0)))}
+    assert env == {"VLLM_CPU_OMP_THREADS_BIND": str(min(os.sched_getaffinity(0))), "OMP_NUM_THREADS": "1"}
 
     user = spec.model_copy(update={"engine_kwargs": {"enforce_eager": False, "gpu_memory_utilization": 0.2}})
     kwargs, _ = engine_settings(user, tmp_path, on_cpu=True)
