@@ -227,8 +227,13 @@ def bootstrap_ratio(pairs: Sequence[tuple[float, float]], resamples: int = BOOTS
     sums = [(sum(n for n, _ in d), sum(x for _, x in d)) for d in draws]
     if not sums or any(den <= 0 for _, den in sums):
         return None
-    ratios = sorted(num / den for num, den in sums)
-    return ratios[int(0.025 * (resamples - 1))], ratios[int(0.975 * (resamples - 1))]
+    return percentile_interval([num / den for num, den in sums])
+
+
+def percentile_interval(draws: Sequence[float]) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of bootstrap `draws` (a 95% percentile interval)."""
+    ordered = sorted(draws)
+    return ordered[int(0.025 * (len(ordered) - 1))], ordered[int(0.975 * (len(ordered) - 1))]
 
 
 def pairwise_speedup(run: Sequence[ProblemRecord], reference: Sequence[ProblemRecord], name: str) -> Speedup:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.metrics import BOOTSTRAP_RESAMPLES, bootstrap_ratio
+from benchmarks.metrics import BOOTSTRAP_RESAMPLES, bootstrap_ratio, percentile_interval
 from benchmarks.records import RECORDS_FILE, ProblemRecord, read_meta, read_records
 
 
@@ -216,11 +216,10 @@ def order_balanced(served_first: Sequence[tuple[float, float]], inprocess_first:
     went first (r₁) or second (r₂): a slowdown of whichever side goes second, by one factor either way, cancels.
     With its 95% percentile-bootstrap interval, each group resampled apart (fixed seed)."""
     rng = random.Random(seed)
-    draws = sorted(math.sqrt(_ratio(rng.choices(served_first, k=len(served_first)))
-                             * _ratio(rng.choices(inprocess_first, k=len(inprocess_first))))
-                   for _ in range(resamples))
-    return (math.sqrt(_ratio(served_first) * _ratio(inprocess_first)),
-            (draws[int(0.025 * (resamples - 1))], draws[int(0.975 * (resamples - 1))]))
+    draws = [math.sqrt(_ratio(rng.choices(served_first, k=len(served_first)))
+                       * _ratio(rng.choices(inprocess_first, k=len(inprocess_first))))
+             for _ in range(resamples)]
+    return math.sqrt(_ratio(served_first) * _ratio(inprocess_first)), percentile_interval(draws)
 
 
 def _percent(ci: tuple[float, float] | None) -> str:
