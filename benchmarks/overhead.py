@@ -226,10 +226,9 @@ def _percent(ci: tuple[float, float] | None) -> str:
     return f" (95% CI {100 * (ci[0] - 1):+.1f}% to {100 * (ci[1] - 1):+.1f}%)" if ci else ""
 
 
-def _by_order(rows: Sequence[Overhead], first: dict[str, bool]) -> str:
-    """The overhead over the problems where the served side went first, over those where it went second, and
-    balanced for the order when there are both."""
-    by_problem = _by_problem(rows)
+def _by_order(by_problem: dict[str, tuple[float, float]], first: dict[str, bool]) -> str:
+    """The overhead over the problems (`_by_problem`) where the served side went first, over those where it went
+    second, and balanced for the order when there are both."""
     groups = {flag: [v for pid, v in by_problem.items() if first.get(pid) is flag] for flag in (True, False)}
     parts = [f"{label} on {len(pairs)} problem{'s' if len(pairs) != 1 else ''} "
              f"{100 * (_ratio(pairs) - 1):+.1f}%{_percent(bootstrap_ratio(pairs))}"
@@ -255,15 +254,15 @@ def table(rows: Sequence[Overhead], first: dict[str, bool] | None = None) -> str
                      f"{_ms(r.served_ms_per_target_token)} / {_ms(r.inprocess_ms_per_target_token)} | "
                      f"{_s(r.served_step_model_s)} / {_s(r.inprocess_step_model_s)} | "
                      f"{r.identical}/{r.pairs} | {r.served_correct}/{r.pairs} / {r.inprocess_correct}/{r.pairs} |")
-    served = sum(r.served_mean_s * r.pairs for r in rows)
-    inproc = sum(r.inprocess_mean_s * r.pairs for r in rows)
+    by_problem = _by_problem(rows)
+    served, inproc = (sum(side) for side in zip(*by_problem.values(), strict=True))
     interval = overall_interval(rows)
     ci = (f" (95% CI over problems, bootstrap: {100 * (interval[0] - 1):+.1f}% to {100 * (interval[1] - 1):+.1f}%)"
           if interval else "")
     lines.append(f"\nAll runs: served {served:.1f} s, in-process {inproc:.1f} s → overhead "
                  f"**{100 * (served / inproc - 1):+.1f}%**{ci}.")
     if first:
-        lines.append(_by_order(rows, first))
+        lines.append(_by_order(by_problem, first))
     return "\n".join(lines)
 
 
