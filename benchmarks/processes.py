@@ -6,12 +6,17 @@ that fall inside each request:
 
     python -m benchmarks.processes sample LOG.jsonl [--interval-s 2]        (beside the runner; Ctrl-C stops)
     python -m benchmarks.processes attribute LOG.jsonl RUN_DIR [RUN_DIR …]
+    python -m benchmarks.processes wakeups [--seconds 15]        (context switches per second, by thread name)
 
 A process counts for the nearest of its ancestors (itself included) that is a Serve replica ("Verifier",
 "Drafter", … with the model engines it spawned), the benchmark runner (with an in-process engine's processes), or
 one of Ray's (Serve's controller and proxy, GCS, raylet, agents, monitors: "Ray"); anything else is "other". A
 request's window is its start and latency from the records, placed by the run folder's `started_at` (one-second
 resolution) and shrunk by the longest interval at each end; only samples wholly inside it count.
+
+A decode whose threads own every core stalls at its next barrier whenever another thread takes a core, however
+briefly, so how often processes wake matters as much as their CPU time: `wakeups` counts each thread's context
+switches (voluntary and not) over an interval, summed by process name and thread name.
 """
 
 from __future__ import annotations
@@ -54,6 +59,32 @@ def snapshot(proc: Path = Path("/proc")) -> dict[int, tuple[str, int, float]]:
         name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
         out[int(entry.name)] = (name, int(rest[1]), (int(rest[11]) + int(rest[12])) / tick)
     return out
+
+
+def context_switches(proc: Path = Path("/proc")) -> dict[tuple[int, int], tuple[str, str, int]]:
+    """Per (pid, tid): (process name, thread name, context switches since the thread started)."""
+    out = {}
+    for task in proc.glob("[0-9]*/task/[0-9]*"):
+        try:
+            process, thread = (task.parent.parent / "comm").read_text().strip(), (task / "comm").read_text().strip()
+            status = (task / "status").read_text().splitlines()
+        except OSError:  # exited meanwhile
+            continue
+        switches = sum(int(line.split()[1]) for line in status if "ctxt_switches:" in line)
+        out[int(task.parent.parent.name), int(task.name)] = (process, thread, switches)
+    return out
+
+
+def wakeups(seconds: float) -> dict[tuple[str, str], float]:
+    """Context switches per second over `seconds`, summed by (process name, thread name), most first."""
+    before, t0 = context_switches(), time.monotonic()
+    time.sleep(seconds)
+    after, elapsed = context_switches(), time.monotonic() - t0
+    rates: dict[tuple[str, str], float] = defaultdict(float)
+    for key, (process, thread, n) in after.items():
+        if key in before:
+            rates[process, thread] += (n - before[key][2]) / elapsed
+    return dict(sorted(rates.items(), key=lambda kv: -kv[1]))
 
 
 def _cmdline(pid: int) -> str:
@@ -150,11 +181,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_sample = sub.add_parser("sample", help="sample /proc into LOG until interrupted")
     p_attr = sub.add_parser("attribute", help="cores by process group during each request of RUN_DIR(s)")
+    p_wake = sub.add_parser("wakeups", help="context switches per second by process and thread name")
+    p_wake.add_argument("--seconds", type=float, default=15.0, help="how long to count (default 15)")
+    p_wake.add_argument("--top", type=int, default=40, help="rows shown (default 40)")
     for p in (p_sample, p_attr):
         p.add_argument("log", type=Path)
     p_sample.add_argument("--interval-s", type=float, default=2.0, help="sampling period (default 2)")
     p_attr.add_argument("run_dirs", type=Path, nargs="+")
     args = parser.parse_args(argv)
+    if args.command == "wakeups":
+        rates = wakeups(args.seconds)
+        print(f"{sum(rates.values()):.0f} context switches/s in all\n")
+        print("| process | thread | per second |\n|---|---|---|")
+        for (process, thread), rate in list(rates.items())[:args.top]:
+            print(f"| {process} | {thread} | {rate:.0f} |")
+        return 0
     if args.command == "sample":
         try:
             sample(args.log, args.interval_s)

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import replace
 
 import pytest
 
 from benchmarks import processes
-from benchmarks.processes import Sample, cores, groups, main, snapshot
+from benchmarks.processes import Sample, context_switches, cores, groups, main, snapshot
 from benchmarks.records import write_meta, write_records
 from tests.unit.benchmarks.bench_fakes import record
 
@@ -79,3 +80,11 @@ def test_sample_appends_a_line_per_interval_until_interrupted(tmp_path, monkeypa
 def test_attribute_without_a_log_is_an_error(tmp_path):
     with pytest.raises(SystemExit):
         main(["attribute", str(tmp_path / "missing.jsonl"), str(tmp_path)])
+
+
+def test_wakeups_counts_this_threads_context_switches(capsys):
+    process, thread, switches = context_switches()[os.getpid(), threading.get_native_id()]
+    assert process == thread and switches > 0
+    assert main(["wakeups", "--seconds", "0.05", "--top", "3"]) == 0  # the sleep itself switches this thread out
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("context switches/s in all") and len(out) == 4 + 3
