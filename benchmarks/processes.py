@@ -147,9 +147,13 @@ def groups(procs: Mapping[int, tuple[str, int, str]]) -> dict[int, str]:
     return {pid: group(pid) for pid in procs}
 
 
+def _inside(samples: Sequence[Sample], start: float, end: float) -> list[Sample]:
+    return [s for s in samples if start <= s.t - s.dt and s.t <= end]
+
+
 def cores(samples: Sequence[Sample], by_pid: Mapping[int, str], start: float, end: float) -> dict[str, float] | None:
     """Mean cores each group used over the samples wholly inside [start, end]; None when there are none."""
-    inside = [s for s in samples if start <= s.t - s.dt and s.t <= end]
+    inside = _inside(samples, start, end)
     if not inside:
         return None
     span = sum(s.dt for s in inside)
@@ -157,22 +161,38 @@ def cores(samples: Sequence[Sample], by_pid: Mapping[int, str], start: float, en
     for s in inside:
         for pid, cpu in s.cpu.items():
             used[by_pid.get(pid, "other")] += cpu
-    return {g: c / span for g, c in sorted(used.items(), key=lambda kv: -kv[1])}
+    return {g: c / span for g, c in used.items()}
+
+
+def _shown(used: Mapping[str, float]) -> str:
+    return ", ".join(f"{g} {c:.3f}" for g, c in sorted(used.items(), key=lambda kv: -kv[1]) if c >= 0.001)
 
 
 def attribute(log: Path, run_dirs: Sequence[Path]) -> Iterator[str]:
-    """A markdown table per run folder: each request's latency and the cores each group used during it."""
+    """A markdown table per run folder: each request's latency and the cores each group used during it; then one
+    row per run over all the folders, each request weighted by the seconds sampled inside it."""
     samples, procs = read_log(log)
     by_pid = groups(procs)
     margin = max((s.dt for s in samples), default=0.0)
+    cpu_s: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    sampled_s: dict[str, float] = defaultdict(float)
+    requests: dict[str, int] = defaultdict(int)
     for run_dir in run_dirs:
         t0 = datetime.datetime.fromisoformat(read_meta(run_dir)["started_at"]).timestamp()
         yield f"\n{run_dir.name}\n\n| run | problem | latency (s) | cores by group |\n|---|---|---|---|"
         for r in read_records(run_dir):
             start = t0 + r.started_s
             used = cores(samples, by_pid, start + margin, start + r.latency_s - margin)
-            shown = ", ".join(f"{g} {c:.3f}" for g, c in used.items() if c >= 0.001) if used else "no sample inside"
-            yield f"| {r.run} | {r.problem_id} | {r.latency_s:.1f} | {shown} |"
+            yield f"| {r.run} | {r.problem_id} | {r.latency_s:.1f} | {_shown(used) if used else 'no sample inside'} |"
+            if used:
+                span = sum(s.dt for s in _inside(samples, start + margin, start + r.latency_s - margin))
+                for g, c in used.items():
+                    cpu_s[r.run][g] += c * span
+                sampled_s[r.run] += span
+                requests[r.run] += 1
+    yield "\nAll folders, by run\n\n| run | requests sampled | cores by group |\n|---|---|---|"
+    for run, span in sampled_s.items():
+        yield f"| {run} | {requests[run]} | {_shown({g: c / span for g, c in cpu_s[run].items()})} |"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -57,6 +57,7 @@ def test_attribute_tables_each_request_from_a_log_and_run_folders(tmp_path, caps
     out = capsys.readouterr().out
     assert "| target | p0 | 20.0 | Verifier 0.975, Ray 0.050 |" in out
     assert "| draft | p0 | 2.0 | no sample inside |" in out
+    assert out.rstrip().endswith("| target | 1 | Verifier 0.975, Ray 0.050 |")  # all folders, by run
 
 
 def test_sample_appends_a_line_per_interval_until_interrupted(tmp_path, monkeypatch):
