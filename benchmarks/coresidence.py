@@ -30,8 +30,10 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from statistics import geometric_mean, mean, median
 
+from benchmarks.processes import cmdline, stat_fields
 from cluster.backends import SamplingParams, create_backend
 from cluster.config import load_config
 
@@ -39,12 +41,9 @@ CONDITIONS = ("frozen", "running", "nice19", "idle")
 PROMPT = "Count from 1 to 1000 in words, separated by commas: one, two, three,"
 
 
-def _stat_fields(pid: int | str, tid: int | str | None = None) -> list[str]:
-    """Fields of /proc/<pid>[/task/<tid>]/stat after the command name (field 3, the state, first)."""
-    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
-    with open(path) as f:
-        text = f.read()
-    return text[text.rfind(")") + 2:].split()
+def _stat_fields(pid: int | str) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name (field 3, the state, first)."""
+    return stat_fields(Path(f"/proc/{pid}/stat"))[1]
 
 
 def app_processes(marker: str = "specserve up") -> list[int]:
@@ -60,9 +59,8 @@ def app_processes(marker: str = "specserve up") -> list[int]:
             continue
         try:
             parents[int(entry)] = int(_stat_fields(entry)[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if marker in f.read().replace(b"\0", b" ").decode(errors="replace"):
-                    roots.append(int(entry))
+            if marker in cmdline(entry):
+                roots.append(int(entry))
         except (OSError, IndexError, ValueError):
             continue
     if len(roots) != 1:

@@ -45,6 +45,20 @@ class Sample:
     cpu: dict[int, float]
 
 
+def stat_fields(path: Path) -> tuple[str, list[str]]:
+    """A /proc stat file's command name and the fields after it (field 3, the state, first)."""
+    text = path.read_text()
+    return text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+
+
+def cmdline(pid: int | str) -> str:
+    """A process's command line, arguments joined by spaces ("" once it has exited)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 def snapshot(proc: Path = Path("/proc")) -> dict[int, tuple[str, int, float]]:
     """Every process's (name, parent pid, CPU seconds since it started)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -53,10 +67,9 @@ def snapshot(proc: Path = Path("/proc")) -> dict[int, tuple[str, int, float]]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            name, rest = stat_fields(entry / "stat")
         except OSError:  # exited meanwhile
             continue
-        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
         out[int(entry.name)] = (name, int(rest[1]), (int(rest[11]) + int(rest[12])) / tick)
     return out
 
@@ -87,13 +100,6 @@ def wakeups(seconds: float) -> dict[tuple[str, str], float]:
     return dict(sorted(rates.items(), key=lambda kv: -kv[1]))
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
 def sample(log: Path, interval_s: float) -> None:
     """Append one JSON line per interval to `log` until interrupted: {"t", "dt", "cpu": {pid: CPU s},
     "new": {pid: [name, parent pid, command line]} for the processes first seen or renamed}."""
@@ -105,7 +111,7 @@ def sample(log: Path, interval_s: float) -> None:
             now, t_now = snapshot(), time.time()
             used = {pid: round(cpu - before[pid][2], 3) for pid, (_, _, cpu) in now.items()
                     if pid in before and cpu > before[pid][2]}
-            new = {pid: [name, ppid, _cmdline(pid)] for pid, (name, ppid, _) in now.items() if names.get(pid) != name}
+            new = {pid: [name, ppid, cmdline(pid)] for pid, (name, ppid, _) in now.items() if names.get(pid) != name}
             names.update({pid: name for pid, (name, _, _) in new.items()})
             f.write(json.dumps({"t": t_now, "dt": round(t_now - t_before, 3), "cpu": used, "new": new}) + "\n")
             f.flush()
