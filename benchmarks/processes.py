@@ -59,11 +59,11 @@ def cmdline(pid: int | str) -> str:
         return ""
 
 
-def snapshot(proc: Path = Path("/proc")) -> dict[int, tuple[str, int, float]]:
+def snapshot() -> dict[int, tuple[str, int, float]]:
     """Every process's (name, parent pid, CPU seconds since it started)."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {}
-    for entry in proc.iterdir():
+    for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -74,10 +74,10 @@ def snapshot(proc: Path = Path("/proc")) -> dict[int, tuple[str, int, float]]:
     return out
 
 
-def context_switches(proc: Path = Path("/proc")) -> dict[tuple[int, int], tuple[str, str, int]]:
+def context_switches() -> dict[tuple[int, int], tuple[str, str, int]]:
     """Per (pid, tid): (process name, thread name, context switches since the thread started)."""
     out = {}
-    for task in proc.glob("[0-9]*/task/[0-9]*"):
+    for task in Path("/proc").glob("[0-9]*/task/[0-9]*"):
         try:
             process, thread = (task.parent.parent / "comm").read_text().strip(), (task / "comm").read_text().strip()
             status = (task / "status").read_text().splitlines()
@@ -157,17 +157,19 @@ def _inside(samples: Sequence[Sample], start: float, end: float) -> list[Sample]
     return [s for s in samples if start <= s.t - s.dt and s.t <= end]
 
 
-def cores(samples: Sequence[Sample], by_pid: Mapping[int, str], start: float, end: float) -> dict[str, float] | None:
-    """Mean cores each group used over the samples wholly inside [start, end]; None when there are none."""
-    inside = _inside(samples, start, end)
-    if not inside:
-        return None
+def _mean_cores(inside: Sequence[Sample], by_pid: Mapping[int, str]) -> dict[str, float]:
     span = sum(s.dt for s in inside)
     used: dict[str, float] = defaultdict(float)
     for s in inside:
         for pid, cpu in s.cpu.items():
             used[by_pid.get(pid, "other")] += cpu
     return {g: c / span for g, c in used.items()}
+
+
+def cores(samples: Sequence[Sample], by_pid: Mapping[int, str], start: float, end: float) -> dict[str, float] | None:
+    """Mean cores each group used over the samples wholly inside [start, end]; None when there are none."""
+    inside = _inside(samples, start, end)
+    return _mean_cores(inside, by_pid) if inside else None
 
 
 def _shown(used: Mapping[str, float]) -> str:
@@ -188,10 +190,11 @@ def attribute(log: Path, run_dirs: Sequence[Path]) -> Iterator[str]:
         yield f"\n{run_dir.name}\n\n| run | problem | latency (s) | cores by group |\n|---|---|---|---|"
         for r in read_records(run_dir):
             start = t0 + r.started_s
-            used = cores(samples, by_pid, start + margin, start + r.latency_s - margin)
+            inside = _inside(samples, start + margin, start + r.latency_s - margin)
+            used = _mean_cores(inside, by_pid) if inside else None
             yield f"| {r.run} | {r.problem_id} | {r.latency_s:.1f} | {_shown(used) if used else 'no sample inside'} |"
             if used:
-                span = sum(s.dt for s in _inside(samples, start + margin, start + r.latency_s - margin))
+                span = sum(s.dt for s in inside)
                 for g, c in used.items():
                     cpu_s[r.run][g] += c * span
                 sampled_s[r.run] += span
