@@ -1,8 +1,9 @@
 """`specserve up`: a local Ray instance, Serve and the app, served until SIGINT/SIGTERM, then drained and shut down.
 
 Ray waits forever for replicas whose resources do not fit, so the launcher checks the summed
-requests of the config against the cluster's resources before deploying, and then fails when the
-application is not RUNNING after `server.schedule_timeout_s`.
+requests of the config against the cluster's resources before deploying, and then fails when a
+replica is still not placed after `server.schedule_timeout_s`, or the application is not RUNNING
+(its models still loading) after `server.start_timeout_s`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
 
 import ray
 from ray import serve
 from ray.serve import RunTarget
 from ray.serve.config import gRPCOptions
-from ray.serve.schema import ApplicationStatus
+from ray.serve.schema import ApplicationStatus, ApplicationStatusOverview
 
 from cluster.config.schema import AppArgs
 from cluster.errors import ConfigError, SpecServeError
@@ -65,28 +65,42 @@ def check_resources(cfg: AppArgs, available: dict[str, float]) -> None:
                           "deployments.<role>.num_cpus / num_gpus or raise server.ray_num_cpus")
 
 
-def wait_until_running(app_name: str, timeout_s: float) -> None:
+# Serve's status message for a deployment whose replicas wait for resources (not yet placed on a node); replicas
+# that were placed and are loading their models say "… to initialize" instead.
+UNPLACED_NOTE = "to be scheduled"
+
+
+def unplaced(app: ApplicationStatusOverview) -> list[str]:
+    """The deployments of `app` whose replicas Serve reports as still waiting to be placed."""
+    return [name for name, d in app.deployments.items() if UNPLACED_NOTE in d.message]
+
+
+def wait_until_running(app_name: str, start_timeout_s: float, schedule_timeout_s: float | None = None) -> None:
     """Poll `serve.status()` until the app is RUNNING.
 
     Raises:
-        LaunchError: the deploy failed, or the app is not running after `timeout_s` (with the
-            deployments' status messages).
+        LaunchError: the deploy failed; a replica is still not placed after `schedule_timeout_s` (None: no such
+            check); or the app is not running after `start_timeout_s` (with the deployments' status messages).
     """
-    deadline = time.monotonic() + timeout_s
+    start = time.monotonic()
     while True:
         app = serve.status().applications.get(app_name)
         if app is not None and app.status == ApplicationStatus.RUNNING:
             return
         if app is not None and app.status in (ApplicationStatus.DEPLOY_FAILED, ApplicationStatus.UNHEALTHY):
             raise LaunchError(f"application {app_name!r} {app.status.value}: {_describe(app)}")
-        if time.monotonic() > deadline:
+        elapsed = time.monotonic() - start
+        if schedule_timeout_s is not None and elapsed > schedule_timeout_s and app is not None and unplaced(app):
+            raise LaunchError(f"application {app_name!r}: replicas of {', '.join(unplaced(app))} not placed after "
+                              f"{schedule_timeout_s:g}s (server.schedule_timeout_s): {_describe(app)}")
+        if elapsed > start_timeout_s:
             detail = _describe(app) if app is not None else "not created"
-            raise LaunchError(f"application {app_name!r} not running after {timeout_s:g}s "
-                              f"(server.schedule_timeout_s): {detail}")
+            raise LaunchError(f"application {app_name!r} not running after {start_timeout_s:g}s "
+                              f"(server.start_timeout_s): {detail}")
         time.sleep(POLL_S)
 
 
-def _describe(app: Any) -> str:
+def _describe(app: ApplicationStatusOverview) -> str:
     parts = [app.message] if app.message else []
     parts += [f"{name}: {d.status.value} {d.message}".strip() for name, d in app.deployments.items()]
     return "; ".join(parts) or "no message"
@@ -141,7 +155,7 @@ def start(cfg: AppArgs) -> dict[str, str]:
         serve.start(http_options={"host": cfg.server.host, "port": cfg.server.port}, grpc_options=grpc_options(cfg))
         serve.run_many([RunTarget(build_app(cfg), name=cfg.server.app_name, route_prefix="/")],
                        wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
-        wait_until_running(cfg.server.app_name, cfg.server.schedule_timeout_s)
+        wait_until_running(cfg.server.app_name, cfg.server.start_timeout_s, cfg.server.schedule_timeout_s)
     except BaseException:
         stop()
         raise

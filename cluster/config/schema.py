@@ -293,8 +293,11 @@ class ServerConfig(StrictModel):
         2.0, gt=0, description="How often the ingress reads the model deployments' replica states; two reads in a "
                                "row without a running replica mark a deployment down: its calls fail at once "
                                "(drafter: the request degrades to target-only; verifier: 503) until one runs.")
-    schedule_timeout_s: float = Field(120.0, gt=0, description="`specserve up` fails when replicas are not "
-                                                               "running after this long.")
+    schedule_timeout_s: float = Field(120.0, gt=0, description="`specserve up` fails when replicas still wait "
+                                                               "for resources (not placed) after this long.")
+    start_timeout_s: float = Field(900.0, gt=0, description="`specserve up` fails when the app is not running "
+                                                            "(its replicas still loading their models) after this "
+                                                            "long.")
     ray_dashboard: bool = Field(False, description="`specserve up`: start Ray's dashboard (port 8265). Off by default: "
                                                    "on a small CPU host its processes take cycles from the models.")
     ray_worker_niceness: int = Field(
