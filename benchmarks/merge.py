@@ -3,7 +3,8 @@
 For a run some of whose problems were timed while the machine was disturbed: redo just those problems
 (`dataset.select=[…]`, same config otherwise), then merge. For a run cut short: redo the requests it did not
 send (`dataset.select=[…]`, `only=[…]`), then merge; a record the base lacks is added when its run and problem
-are among the base's configured ones. The merged meta.json keeps the base run's and names the redo's command,
+are among the base's configured ones. The redo's records of problems the base was not configured for are left
+out, so one redo can fill in several chunks. The merged meta.json keeps the base run's and names the redo's command,
 problems and added records (`redone`), which the report prints; its status is the base's, or "complete" once
 every configured run has every problem (the base's status is kept in `redone`).
 
@@ -22,21 +23,25 @@ from benchmarks.records import read_meta, read_records, write_meta, write_record
 
 def merge_runs(base: Path, redo: Path, out: Path) -> list[str]:
     """Write `out` (records and meta) = `base` with every (run, problem) record that `redo` has replaced by it,
-    and the redo's records of configured (run, problem)s the base lacks appended.
+    and the redo's records of configured (run, problem)s the base lacks appended; the redo's records of problems
+    the base was not configured for are left out.
 
     Returns:
         The redone problem ids.
 
     Raises:
-        ValueError: the redo holds a (run, problem) the base lacks that is not among the base's configured runs
-            and problems, or `out` already exists.
+        ValueError: the redo holds no record of the base's problems, or one for a run the base lacks and was not
+            configured for, or `out` already exists.
     """
     if out.exists():
         raise ValueError(f"{out} exists; choose a new folder")
     meta = read_meta(base)
-    redone = {(r.run, r.problem_id): r for r in read_records(redo)}
     base_records = read_records(base)
     planned, have = _planned(meta), {(r.run, r.problem_id) for r in base_records}
+    configured = set(meta.get("dataset", {}).get("problem_ids", [])) or {pid for _, pid in have}
+    redone = {(r.run, r.problem_id): r for r in read_records(redo) if r.problem_id in configured}
+    if not redone:
+        raise ValueError(f"the redo {redo} has no records of the base run's problems")
     added = [key for key in redone if key not in have]
     unknown = sorted(key for key in added if key not in planned)
     if unknown:

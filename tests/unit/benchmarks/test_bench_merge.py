@@ -37,14 +37,30 @@ def test_redo_replaces_only_its_problems_and_is_named_in_the_report(tmp_path):
 def test_redo_with_unknown_records_or_an_existing_output_is_refused(tmp_path):
     base = _run_dir(tmp_path / "base", [record("target", "p0", latency=1.0)], "a")
     redo = _run_dir(tmp_path / "redo", [record("target", "p9", latency=1.0)], "b")
-    with pytest.raises(ValueError, match="lacks and was not configured for"):
+    with pytest.raises(ValueError, match="no records of the base run's problems"):
         merge_runs(base, redo, tmp_path / "out")
     write_meta(base, {"command": "a", "runs": [{"name": "target"}],
                       "dataset": {"problem_ids": ["p0", "p1"]}, "status": "failed: KeyboardInterrupt"})
-    with pytest.raises(ValueError, match=r"\('target', 'p9'\)"):  # p9 is not among the configured problems
-        merge_runs(base, redo, tmp_path / "out")
+    other_run = _run_dir(tmp_path / "other", [record("lookahead", "p1", latency=1.0)], "c")
+    with pytest.raises(ValueError, match=r"\('lookahead', 'p1'\)"):  # lookahead is not among the configured runs
+        merge_runs(base, other_run, tmp_path / "out")
     with pytest.raises(ValueError, match="exists"):
         merge_runs(base, base, tmp_path / "redo")
+
+
+def test_one_redo_fills_in_two_chunks(tmp_path):
+    """Both chunks were cut before token-level; one redo sent it on the problems of both."""
+    redo = _run_dir(tmp_path / "redo", [record("token-level", pid, latency=1.0) for pid in ("p0", "p1", "p2")],
+                    "bench select=[0,1,2] only=[token-level]")
+    for name, pids in (("a", ["p0", "p1"]), ("b", ["p2"])):
+        base = _run_dir(tmp_path / name, [record("target", pid, latency=4.0) for pid in pids], "bench")
+        write_meta(base, {"command": "bench", "runs": [{"name": "target"}, {"name": "token-level"}],
+                          "dataset": {"problem_ids": pids}, "status": "failed: LaunchError"})
+        assert merge_runs(base, redo, tmp_path / f"{name}-out") == pids
+        merged = read_records(tmp_path / f"{name}-out")
+        assert sorted((r.run, r.problem_id) for r in merged) == sorted(
+            (run, pid) for run in ("target", "token-level") for pid in pids)
+        assert read_meta(tmp_path / f"{name}-out")["status"] == "complete"
 
 
 def _part(path, pids, command, *, seed=7, cpu="cpu-a", runs=("target", "draft")):
