@@ -90,8 +90,9 @@ def wait_until_running(app_name: str, start_timeout_s: float, schedule_timeout_s
         if app is not None and app.status in (ApplicationStatus.DEPLOY_FAILED, ApplicationStatus.UNHEALTHY):
             raise LaunchError(f"application {app_name!r} {app.status.value}: {_describe(app)}")
         elapsed = time.monotonic() - start
-        if schedule_timeout_s is not None and elapsed > schedule_timeout_s and app is not None and unplaced(app):
-            raise LaunchError(f"application {app_name!r}: replicas of {', '.join(unplaced(app))} not placed after "
+        late = schedule_timeout_s is not None and elapsed > schedule_timeout_s
+        if late and app is not None and (waiting := unplaced(app)):
+            raise LaunchError(f"application {app_name!r}: replicas of {', '.join(waiting)} not placed after "
                               f"{schedule_timeout_s:g}s (server.schedule_timeout_s): {_describe(app)}")
         if elapsed > start_timeout_s:
             detail = _describe(app) if app is not None else "not created"
