@@ -15,6 +15,7 @@ from benchmarks.metrics import RunSummary  # noqa: E402
 
 ACCURACY_LATENCY = "accuracy_vs_latency.png"
 ACCEPTANCE_POSITION = "acceptance_by_position.png"
+LABEL_SIZE = 8  # points
 
 
 def plot_accuracy_latency(summaries: Sequence[RunSummary], path: Path) -> Path | None:
@@ -27,12 +28,34 @@ def plot_accuracy_latency(summaries: Sequence[RunSummary], path: Path) -> Path |
         lo, hi = s.accuracy_ci  # type: ignore[misc]
         yerr = [[max(0.0, s.accuracy - lo)], [max(0.0, hi - s.accuracy)]]  # clamp float noise at 0 and 1
         ax.errorbar(s.latency_mean, s.accuracy, yerr=yerr, fmt="o", capsize=4)
-        ax.annotate(s.name, (s.latency_mean, s.accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set(xlabel="mean latency per problem (s)", ylabel="accuracy (Wilson 95% CI)", ylim=(-0.05, 1.05),
            title="Accuracy vs latency")
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
+    to_points = 72.0 / fig.dpi  # the axes' final limits are set: data → display pixels → typographic points
+    anchors = [tuple(xy * to_points) for xy in ax.transData.transform([(s.latency_mean, s.accuracy) for s in points])]
+    for s, offset in zip(points, label_offsets(anchors, [s.name for s in points], LABEL_SIZE), strict=True):
+        ax.annotate(s.name, (s.latency_mean, s.accuracy), textcoords="offset points", xytext=offset,
+                    fontsize=LABEL_SIZE)
     return _save(fig, path)
+
+
+def label_offsets(anchors: Sequence[tuple[float, float]], labels: Sequence[str],
+                  size: float) -> list[tuple[float, float]]:
+    """Offsets (in points) that keep point labels apart: each label sits right of and above its point, and moves
+    down, then up, a line at a time until its box clears every label placed before it (anchors in points)."""
+    width, height = 0.6 * size, 1.3 * size  # a character's advance and a line, roughly, for matplotlib's sans
+    placed: list[tuple[float, float, float, float]] = []
+    offsets: list[tuple[float, float]] = []
+    for (x, y), label in zip(anchors, labels, strict=True):
+        for shift in (0, -1, 1, -2, 2, -3, 3):
+            dx, dy = 6.0, 4.0 + shift * height
+            box = (x + dx, y + dy, x + dx + width * len(label), y + dy + height)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        offsets.append((dx, dy))
+    return offsets
 
 
 def swept_knobs(summaries: Sequence[RunSummary]) -> dict[str, dict[str, list[RunSummary]]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.plots import label_offsets
 from benchmarks.records import RECORDS_FILE, ProblemRecord, RecordWriter, read_records, write_meta
 from benchmarks.report import main, render_run_dir
 from tests.unit.benchmarks.bench_fakes import ACCEPTED, REWRITTEN, TARGET, record
@@ -80,6 +81,13 @@ def test_report_writes_plots_for_a_threshold_sweep(run_dir: Path):
     for name in ("accuracy_vs_latency.png", "speedup_vs_threshold.png", "acceptance_by_position.png"):
         assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({name})" in md
+
+
+def test_plot_labels_of_close_points_are_staggered_and_lone_ones_stay_put():
+    """Two points 3 points apart (τ7 and τ9 in a served plot) get labels on different lines; a far one keeps (6, 4)."""
+    offsets = label_offsets([(200.0, 150.0), (203.0, 150.0), (40.0, 60.0)], ["specreason-t7", "specreason-t9", "draft"], 8)
+    assert offsets[0] == (6.0, 4.0) and offsets[2] == (6.0, 4.0)
+    assert offsets[1][0] == 6.0 and offsets[1][1] < offsets[0][1] - 10  # a line lower: the boxes no longer overlap
 
 
 def test_report_cli_prints_markdown_and_fails_cleanly_without_records(run_dir: Path, tmp_path_factory, capsys):
