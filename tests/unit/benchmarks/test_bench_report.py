@@ -85,7 +85,8 @@ def test_report_writes_plots_for_a_threshold_sweep(run_dir: Path):
 
 def test_plot_labels_of_close_points_are_staggered_and_lone_ones_stay_put():
     """Two points 3 points apart (τ7 and τ9 in a served plot) get labels on different lines; a far one keeps (6, 4)."""
-    offsets = label_offsets([(200.0, 150.0), (203.0, 150.0), (40.0, 60.0)], ["specreason-t7", "specreason-t9", "draft"], 8)
+    anchors = [(200.0, 150.0), (203.0, 150.0), (40.0, 60.0)]
+    offsets = label_offsets(anchors, ["specreason-t7", "specreason-t9", "draft"], 8)
     assert offsets[0] == (6.0, 4.0) and offsets[2] == (6.0, 4.0)
     assert offsets[1][0] == 6.0 and offsets[1][1] < offsets[0][1] - 10  # a line lower: the boxes no longer overlap
 
