@@ -43,7 +43,8 @@ def plot_accuracy_latency(summaries: Sequence[RunSummary], path: Path) -> Path |
 def label_offsets(anchors: Sequence[tuple[float, float]], labels: Sequence[str],
                   size: float) -> list[tuple[float, float]]:
     """Offsets (in points) that keep point labels apart: each label sits right of and above its point, and moves
-    down, then up, a line at a time until its box clears every label placed before it (anchors in points)."""
+    down, then up, a line at a time (three lines at most) until its box clears the labels placed before it
+    (anchors in points)."""
     width, height = 0.6 * size, 1.3 * size  # a character's advance and a line, roughly, for matplotlib's sans
     placed: list[tuple[float, float, float, float]] = []
     offsets: list[tuple[float, float]] = []
