@@ -43,7 +43,7 @@ def _part(part: Path, meta: dict[str, Any], problems: list[str]) -> dict[str, An
 
 def combine_runs(parts: Sequence[Path], out: Path) -> list[str]:
     """Write `out` (records and meta) = the records of every part, which must hold disjoint problems of one
-    benchmark.
+    benchmark. The joined meta is named after `out` and records the combine command; each part keeps its own.
 
     Returns:
         The joined problem ids, in the dataset's order.
@@ -77,7 +77,8 @@ def combine_runs(parts: Sequence[Path], out: Path) -> list[str]:
     full_order = [pid for m in metas for pid in m.get("dataset", {}).get("problem_ids", [])]
     order = {pid: i for i, pid in enumerate(dict.fromkeys(full_order))}
     problems = sorted(owner, key=lambda pid: order.get(pid, len(order)))
-    meta = {**metas[0], "parts": infos, "records": len(records),
+    command = " ".join(["python -m benchmarks.combine", str(out), *map(str, parts)])
+    meta = {**metas[0], "name": out.name, "command": command, "parts": infos, "records": len(records),
             "errors": sum(m.get("errors") or 0 for m in metas),
             "status": "complete" if all(m.get("status") == "complete" for m in metas) else "incomplete parts",
             "dataset": {**metas[0].get("dataset", {}), "problem_ids": problems, "select": None}}

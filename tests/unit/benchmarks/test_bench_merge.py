@@ -82,6 +82,8 @@ def test_combine_joins_disjoint_chunks_and_names_every_part(tmp_path):
     assert meta["dataset"]["problem_ids"] == ["p0", "p1", "p2", "p3"] and meta["status"] == "complete"
     report = render_run_dir(tmp_path / "out", plots=False)
     assert "`bench select=[2,3]` on cpu-b" in report and "4 problems" in report
+    assert report.startswith("### out: ")  # the joined folder's name, not the first part's
+    assert f"- Command: `python -m benchmarks.combine {tmp_path / 'out'} {a} {b}`" in report
 
 
 def test_combine_refuses_other_benchmarks_overlaps_and_an_existing_output(tmp_path):
