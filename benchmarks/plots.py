@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -46,11 +46,12 @@ def label_offsets(anchors: Sequence[tuple[float, float]], labels: Sequence[str],
     down, then up, a line at a time (three lines at most) until its box clears the labels placed before it
     (anchors in points)."""
     width, height = 0.6 * size, 1.3 * size  # a character's advance and a line, roughly, for matplotlib's sans
+    dx = 6.0  # every label starts this far right of its point
     placed: list[tuple[float, float, float, float]] = []
     offsets: list[tuple[float, float]] = []
     for (x, y), label in zip(anchors, labels, strict=True):
         for shift in (0, -1, 1, -2, 2, -3, 3):
-            dx, dy = 6.0, 4.0 + shift * height
+            dy = 4.0 + shift * height
             box = (x + dx, y + dy, x + dx + width * len(label), y + dy + height)
             if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
                 break
@@ -59,34 +60,42 @@ def label_offsets(anchors: Sequence[tuple[float, float]], labels: Sequence[str],
     return offsets
 
 
-def swept_knobs(summaries: Sequence[RunSummary]) -> dict[str, dict[str, list[RunSummary]]]:
-    """Numeric knobs that take ≥ 2 values among runs of one method: {knob: {method: runs sorted by value}}."""
+def swept_knobs(summaries: Sequence[RunSummary],
+                overrides: Mapping[str, Sequence[str]] | None = None) -> dict[str, dict[str, list[RunSummary]]]:
+    """Numeric knobs swept alone: {knob: {series label: runs sorted by the knob}}.
+
+    A series joins runs that share every other knob and the same app overrides (`overrides`: run name → the
+    run's app overrides, from meta.json), so runs that differ in anything else (sync vs async, another verifier,
+    token-level speculation) never join one line; only series with ≥ 2 values of the knob are kept.
+    """
+    overrides = overrides or {}
     out: dict[str, dict[str, list[RunSummary]]] = {}
     for s in summaries:
-        method = str(s.knobs.get("method", "?"))
+        extra = tuple(overrides.get(s.name, ()))
         for knob, value in s.knobs.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
-                out.setdefault(knob, {}).setdefault(method, []).append(s)
-    return {knob: {m: sorted(rs, key=lambda r: r.knobs[knob]) for m, rs in by_m.items()
-                   if len({r.knobs[knob] for r in rs}) >= 2}
-            for knob, by_m in out.items()
-            if any(len({r.knobs[knob] for r in rs}) >= 2 for rs in by_m.values())}
+                rest = [str(s.knobs.get("method", "?"))]
+                rest += [f"{k}={v}" for k, v in sorted(s.knobs.items()) if k not in (knob, "method")]
+                out.setdefault(knob, {}).setdefault(" ".join(rest + list(extra)), []).append(s)
+    return {knob: sweeps for knob, by_setting in out.items()
+            if (sweeps := {label: sorted(rs, key=lambda r: r.knobs[knob]) for label, rs in by_setting.items()
+                           if len({r.knobs[knob] for r in rs}) >= 2})}
 
 
 def plot_speedup_sweep(knob: str, series: dict[str, list[RunSummary]], baseline: str, path: Path) -> Path | None:
     """Speedup vs the baseline (ratio of mean latencies) and the ceiling, against a swept knob."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     drawn = False
-    for method, runs in series.items():
+    for label, runs in series.items():
         pts = [(r.knobs[knob], r.speedups[baseline].mean_ratio, r.ceiling) for r in runs
                if baseline in r.speedups and r.speedups[baseline].mean_ratio is not None]
         if not pts:
             continue
         xs = [p[0] for p in pts]
-        ax.plot(xs, [p[1] for p in pts], "o-", label=f"{method}: speedup")
+        ax.plot(xs, [p[1] for p in pts], "o-", label=f"{label}: speedup")
         ceil = [(x, c) for x, _, c in pts if c is not None]
         if ceil:
-            ax.plot([x for x, _ in ceil], [c for _, c in ceil], "s--", alpha=0.7, label=f"{method}: ceiling")
+            ax.plot([x for x, _ in ceil], [c for _, c in ceil], "s--", alpha=0.7, label=f"{label}: ceiling")
         drawn = True
     if not drawn:
         plt.close(fig)
@@ -117,11 +126,13 @@ def plot_acceptance_position(summaries: Sequence[RunSummary], path: Path) -> Pat
     return _save(fig, path)
 
 
-def plot_all(summaries: Sequence[RunSummary], run_dir: Path, baseline: str | None) -> list[Path]:
-    """Every plot that has data, written into `run_dir`; returns the files written."""
+def plot_all(summaries: Sequence[RunSummary], run_dir: Path, baseline: str | None,
+             overrides: Mapping[str, Sequence[str]] | None = None) -> list[Path]:
+    """Every plot that has data, written into `run_dir`; returns the files written (`overrides`: run name → the
+    run's app overrides, which tell runs with equal knobs apart)."""
     out = [plot_accuracy_latency(summaries, run_dir / ACCURACY_LATENCY)]
     if baseline:
-        for knob, series in swept_knobs(summaries).items():
+        for knob, series in swept_knobs(summaries, overrides).items():
             out.append(plot_speedup_sweep(knob, series, baseline, run_dir / f"speedup_vs_{knob}.png"))
     out.append(plot_acceptance_position(summaries, run_dir / ACCEPTANCE_POSITION))
     return [p for p in out if p is not None]

@@ -198,7 +198,8 @@ def render_run_dir(run_dir: Path, *, plots: bool = True, baseline: str | None = 
     if plots:
         from benchmarks.plots import plot_all  # lazy: matplotlib
 
-        images = plot_all(summaries, run_dir, baseline)
+        overrides = {r["name"]: r.get("app_overrides", []) for r in meta.get("runs", [])}
+        images = plot_all(summaries, run_dir, baseline, overrides)
     markdown = render_markdown(meta, summaries, run_dir, baseline, images)
     (run_dir / REPORT_FILE).write_text(markdown, encoding="utf-8")
     return markdown

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.plots import label_offsets
+from benchmarks.metrics import summarize
+from benchmarks.plots import label_offsets, swept_knobs
 from benchmarks.records import RECORDS_FILE, ProblemRecord, RecordWriter, read_records, write_meta
 from benchmarks.report import main, render_run_dir
 from tests.unit.benchmarks.bench_fakes import ACCEPTED, REWRITTEN, TARGET, record
@@ -89,6 +90,25 @@ def test_plot_labels_of_close_points_are_staggered_and_lone_ones_stay_put():
     offsets = label_offsets(anchors, ["specreason-t7", "specreason-t9", "draft"], 8)
     assert offsets[0] == (6.0, 4.0) and offsets[2] == (6.0, 4.0)
     assert offsets[1][0] == 6.0 and offsets[1][1] < offsets[0][1] - 10  # a line lower: the boxes no longer overlap
+
+
+def test_a_sweep_joins_only_runs_that_differ_in_the_swept_knob_alone():
+    """Issue 5's matrix: async γ2/γ4/γ6 form one line; sync γ4, the embedding verifier and token-level
+    speculation (same knobs, other app overrides) each differ in something else and join none."""
+    la = {"method": "lookahead", "lookahead_mode": "async"}
+    runs = {"async-g2": {**la, "lookahead_depth": 2}, "async-g4": {**la, "lookahead_depth": 4},
+            "async-g6": {**la, "lookahead_depth": 6}, "async-g4.token": {**la, "lookahead_depth": 4},
+            "sync-g4": {**la, "lookahead_mode": "sync", "lookahead_depth": 4},
+            "async-g4-embed": {**la, "lookahead_depth": 4, "step_verifier": "embedding"},
+            "target": {"method": "target"}}
+    summaries = summarize([record(name, "p1", latency=1.0, knobs=knobs) for name, knobs in runs.items()])
+    sweeps = swept_knobs(summaries, {"async-g4.token": ["target.speculative.num_speculative_tokens=3"]})
+    assert list(sweeps) == ["lookahead_depth"]
+    assert {label: [r.name for r in rs] for label, rs in sweeps["lookahead_depth"].items()} == {
+        "lookahead lookahead_mode=async": ["async-g2", "async-g4", "async-g6"]}
+    # without the overrides, token-level's γ4 would join the line twice at γ = 4
+    assert [r.name for r in swept_knobs(summaries)["lookahead_depth"]["lookahead lookahead_mode=async"]] == [
+        "async-g2", "async-g4", "async-g4.token", "async-g6"]
 
 
 def test_report_cli_prints_markdown_and_fails_cleanly_without_records(run_dir: Path, tmp_path_factory, capsys):
