@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", type=Path, help="write the results here as JSON (rewritten after each measurement)")
     args = parser.parse_args(argv)
+    if args.step_tokens < 2:
+        parser.error("--step-tokens must be at least 2 (one token is the prefill's)")
 
     dtype = getattr(torch, args.dtype)
     result: dict[str, Any] = {"device": _describe(args.device), "torch": torch.__version__, "dtype": args.dtype,
