@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 from statistics import median
@@ -27,6 +26,8 @@ from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
+
+from benchmarks.environment import git_info, machine_info, versions
 
 MODES = ("eager", "static")
 
@@ -78,10 +79,10 @@ def step_cost(model: torch.nn.Module, *, batch: int, prompt_tokens: int, step_to
     return {"prefill_s": prefill_s, "step_s": step_s, "ms_per_token": 1000 * (step_s - prefill_s) / (step_tokens - 1)}
 
 
-def _describe(device: str) -> str:
+def _device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return f"{machine_info()['cpu']}, {torch.get_num_threads()} threads"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--step-tokens must be at least 2 (one token is the prefill's)")
 
     dtype = getattr(torch, args.dtype)
-    result: dict[str, Any] = {"device": _describe(args.device), "torch": torch.__version__, "dtype": args.dtype,
+    result: dict[str, Any] = {"device": _device_name(args.device), "machine": machine_info(), "versions": versions(),
+                              "git": git_info(), "dtype": args.dtype,
                               "prompt_tokens": args.prompt_tokens, "step_tokens": args.step_tokens, "rows": []}
     models = {role: load_random(path, dtype, args.device) for role, path in (("draft", args.draft),
                                                                              ("target", args.target))}
