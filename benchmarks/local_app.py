@@ -4,6 +4,7 @@ served mode, a free port, the tiny-model app configuration, polling until a cond
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -31,11 +32,31 @@ def launched_app(app: AppArgs) -> Iterator[str]:
         launcher.stop(app.server.app_name)
 
 
+# Ports handed out here come from below the kernel's ephemeral range (which the OS gives any socket bound to port 0,
+# Ray's raylet, GCS and agents included) and above Ray's worker ports (10002–19999 by default): a port that was free
+# when chosen is then not taken by a Ray instance that starts before the caller binds it.
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_FIRST_PORT = 20000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago, outside the ephemeral and Ray worker port ranges, and not
+    handed out before by this process."""
+    try:
+        last = int(_EPHEMERAL_RANGE.read_text().split()[0]) - 1
+    except (OSError, ValueError, IndexError):
+        last = 32767
+    candidates = [p for p in range(_FIRST_PORT, max(last, _FIRST_PORT + 1000) + 1) if p not in _handed_out]
+    for port in random.sample(candidates, min(len(candidates), 200)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free TCP port from {_FIRST_PORT} to {last}")
 
 
 def tiny_app_config(dirs: Any, app_name: str, **server: Any) -> dict[str, Any]:

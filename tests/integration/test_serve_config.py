@@ -126,7 +126,7 @@ def test_ray_environment_sets_worker_niceness_and_serve_periods():
 
 def test_up_serves_until_sigint_then_shuts_down(tiny_model_dirs):
     port = free_port()
-    proc = _launch(tiny_app_config(tiny_model_dirs, "up-smoke", ray_num_cpus=2, port=port))
+    proc = _launch(tiny_app_config(tiny_model_dirs, "up-smoke", ray_num_cpus=2, port=port, grpc_port=free_port()))
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     seen: list[str] = []
