@@ -32,9 +32,10 @@ def launched_app(app: AppArgs) -> Iterator[str]:
         launcher.stop(app.server.app_name)
 
 
-# Ports handed out here come from below the kernel's ephemeral range (which the OS gives any socket bound to port 0,
-# Ray's raylet, GCS and agents included) and above Ray's worker ports (10002–19999 by default): a port that was free
-# when chosen is then not taken by a Ray instance that starts before the caller binds it.
+# Ports handed out here come from below the kernel's ephemeral range, which the OS gives any socket bound to port 0
+# (ray.init's raylet, GCS, agents and workers all bind so), and above the worker ports `ray start` pins by default
+# (10002–19999): a port that was free when chosen is then not taken by a Ray instance starting before the caller
+# binds it.
 _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _FIRST_PORT = 20000
 _handed_out: set[int] = set()
