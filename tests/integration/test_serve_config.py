@@ -22,6 +22,7 @@ from ray.serve import Application
 from ray.serve.schema import ServeDeploySchema
 
 from benchmarks.local_app import free_port, tiny_app_config
+from cluster.backends.openmp import SPIN_COUNT, USER_SETTINGS
 from cluster.config.loader import load_config
 from cluster.config.schema import AppArgs
 from cluster.errors import ConfigError
@@ -103,21 +104,29 @@ def test_up_fails_fast_when_replicas_cannot_be_scheduled(tiny_model_dirs):
     assert "cannot be scheduled" in out and "CPU: deployments request" in out
 
 
-def _replica_nice_values(app_name: str) -> set[int]:
-    """Nice values of the live Serve replica processes of `app_name`."""
-    found = set()
+def _replica_pids(app_name: str) -> list[int]:
+    """The live Serve replica processes of `app_name`."""
+    found = []
     for proc_dir in Path("/proc").iterdir():
         with contextlib.suppress(OSError):
             if proc_dir.name.isdigit() and f"ServeReplica:{app_name}:" in (proc_dir / "cmdline").read_text():
-                found.add(os.getpriority(os.PRIO_PROCESS, int(proc_dir.name)))
+                found.append(int(proc_dir.name))
     return found
 
 
-def test_ray_environment_sets_worker_niceness_and_serve_periods():
+def _environment_of(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(e.decode(errors="replace").split("=", 1) for e in entries if b"=" in e)
+
+
+def test_ray_environment_sets_worker_niceness_serve_periods_and_openmp_spin(monkeypatch):
+    for name in USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
     cfg = AppArgs.model_validate({"draft": {"path": "d"}, "target": {"path": "t"},
                                   "server": {"ray_worker_niceness": 5, "serve_control_loop_s": 0.25,
                                              "serve_metrics_export_s": 1.5}})
-    assert ray_environment(cfg) == {"RAY_worker_niceness": "5", "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.25",
+    assert ray_environment(cfg) == {"GOMP_SPINCOUNT": SPIN_COUNT, "RAY_worker_niceness": "5",
+                                    "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.25",
                                     "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "1500"}
     for key, bad in (("ray_worker_niceness", 20), ("serve_metrics_export_s", 0)):
         with pytest.raises(ValueError, match=key):
@@ -138,7 +147,10 @@ def test_up_serves_until_sigint_then_shuts_down(tiny_model_dirs):
                 seen.append(lines.get(timeout=1))
         r = httpx.post(f"http://127.0.0.1:{port}/v1/reason", json={"question": "1 + 1?", "max_steps": 1}, timeout=60)
         assert r.status_code == 200
-        assert _replica_nice_values("up-smoke") == {0}  # server.ray_worker_niceness, not Ray's own 15
+        replicas = _replica_pids("up-smoke")
+        assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in replicas} == {0}  # not Ray's own 15
+        # the engines in the replicas wait at OpenMP barriers with a short spin (cluster.backends.openmp)
+        assert {_environment_of(pid).get("GOMP_SPINCOUNT") for pid in replicas} == {SPIN_COUNT}
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=90)

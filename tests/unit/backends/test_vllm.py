@@ -137,19 +137,21 @@ def test_per_request_spec_decode_metrics_become_generation_counters():
 def test_engine_settings_cpu_defaults_yield_to_user_settings(tmp_path, monkeypatch):
     from cluster.backends.vllm import CPU_KV_CACHE_BYTES, engine_settings
 
-    for var in ("VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND"):
+    for var in ("VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):
         monkeypatch.delenv(var, raising=False)
     spec = ModelSpec(path=str(tmp_path), backend="vllm", num_threads=1, max_model_len=2048)
     kwargs, env = engine_settings(spec, tmp_path, on_cpu=True)
     assert kwargs["enforce_eager"] and kwargs["kv_cache_memory_bytes"] == CPU_KV_CACHE_BYTES
     assert (kwargs["model"], kwargs["max_model_len"], kwargs["enable_prefix_caching"]) == (str(tmp_path), 2048, True)
-    assert env == {"VLLM_CPU_OMP_THREADS_BIND": str(min(os.sched_getaffinity(0))), "OMP_NUM_THREADS": "1"}
+    assert env == {"VLLM_CPU_OMP_THREADS_BIND": str(min(os.sched_getaffinity(0))), "OMP_NUM_THREADS": "1",
+                   "GOMP_SPINCOUNT": "1000"}
 
     user = spec.model_copy(update={"engine_kwargs": {"enforce_eager": False, "gpu_memory_utilization": 0.2}})
     kwargs, _ = engine_settings(user, tmp_path, on_cpu=True)
     assert not kwargs["enforce_eager"] and "kv_cache_memory_bytes" not in kwargs
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")
     monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
     kwargs, env = engine_settings(spec, tmp_path, on_cpu=True)
     assert "kv_cache_memory_bytes" not in kwargs and env == {}
 
