@@ -63,10 +63,13 @@ def run(roles: Sequence[str], overrides: Sequence[str], batch: int, tokens: int,
     with tempfile.TemporaryDirectory() as tmp:
         go = Path(tmp) / "go"
         outputs = {role: Path(tmp) / f"{role}.out" for role in roles}  # files: vLLM logs to stdout, a lot
-        procs = {role: subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.engine_contention", *overrides, "--engines", role, "--batch",
-             str(batch), "--tokens", str(tokens), "--window", str(window_s), "--_ready", str(Path(tmp) / role),
-             "--_go", str(go)], stdout=outputs[role].open("w")) for role in roles}
+        procs = {}
+        for role in roles:
+            with outputs[role].open("w") as out:
+                procs[role] = subprocess.Popen(
+                    [sys.executable, "-m", "benchmarks.engine_contention", *overrides, "--engines", role, "--batch",
+                     str(batch), "--tokens", str(tokens), "--window", str(window_s), "--_ready",
+                     str(Path(tmp) / role), "--_go", str(go)], stdout=out)
         try:
             deadline = time.monotonic() + load_timeout_s
             while not all((Path(tmp) / role).exists() for role in roles):
