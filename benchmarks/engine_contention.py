@@ -23,12 +23,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.coresidence import PROMPT
 from cluster.backends import SamplingParams, create_backend
 from cluster.config import load_config
 
 ROLES = ("target", "draft")
 RESULT = "engine-contention-result "
-PROMPT = "Count from 1 to 1000 in words, separated by commas ({i}): one, two, three,"
 
 
 async def decode(role: str, overrides: Sequence[str], batch: int, tokens: int, window_s: float,
@@ -36,7 +36,7 @@ async def decode(role: str, overrides: Sequence[str], batch: int, tokens: int, w
     """Load `role`'s engine, say so in `ready`, wait for `go`, then decode batches for `window_s` seconds."""
     backend = create_backend(getattr(load_config(overrides=overrides), role))
     try:
-        prompts = [PROMPT.format(i=i) for i in range(batch)]
+        prompts = [f"({i}) {PROMPT}" for i in range(batch)]  # distinct: no shared prefix cache hits
         params = [SamplingParams(max_tokens=tokens, temperature=0.0)] * batch
         await backend.generate(prompts[:1], params[:1])  # warm-up
         ready.touch()
