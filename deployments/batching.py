@@ -9,13 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.errors import InvalidRequestError
 
-# Batches a model deployment hands its backend at once. Serve's default, 1, holds each batch formed while
-# another runs until that one ends, so the steps of concurrent requests went to the engine one after another
-# and vLLM's continuous batching never saw them together (RESULTS.md, session 31). The transformers backend runs
-# its calls one at a time on its own thread, so for it this only moves where batches wait. The calls in flight
-# stay bounded by the deployment's `max_ongoing_requests`.
-CONCURRENT_BATCHES = 64
-
 Item = TypeVar("Item")
 Out = TypeVar("Out")
 

@@ -13,7 +13,7 @@ from cluster.backends import ModelBackend, create_backend
 from cluster.backends.roles import generate_steps_each
 from cluster.config.schema import ModelSpec
 from cluster.reasoning.types import StepContext, StepOutput, StepParams
-from deployments.batching import CONCURRENT_BATCHES, apply_batching, run_merged, unwrap
+from deployments.batching import apply_batching, run_merged, unwrap
 from deployments.metrics import CallMetrics
 from deployments.watchdog import CallWatchdog
 
@@ -46,7 +46,7 @@ class DrafterDeployment:
         """The next step after each context (see `Drafter.draft_steps`)."""
         return unwrap(await self._draft_batch([(ctx, params) for ctx in ctxs]))
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005, max_concurrent_batches=CONCURRENT_BATCHES)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _draft_batch(self, calls: list[list[tuple[StepContext, StepParams]]]) -> list[Any]:
         t0 = time.perf_counter()
         with self._watchdog.track():

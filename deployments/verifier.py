@@ -20,7 +20,7 @@ from cluster.backends import ModelBackend, create_backend
 from cluster.backends.roles import equivalence_steps_each, generate_steps_each, score_steps_each
 from cluster.config.schema import ModelSpec
 from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore
-from deployments.batching import CONCURRENT_BATCHES, apply_batching, run_merged, unwrap
+from deployments.batching import apply_batching, run_merged, unwrap
 from deployments.metrics import CallMetrics
 from deployments.watchdog import CallWatchdog
 
@@ -68,16 +68,16 @@ class VerifierDeployment:
         """Tokens of `text` in the target's tokenizer (async: runs on the replica's loop, not a thread pool)."""
         return self._backend.count_tokens(text)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005, max_concurrent_batches=CONCURRENT_BATCHES)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _score_batch(self, calls: list[list[tuple[StepContext, str, str]]]) -> list[Any]:
         return await self._run_merged("score", calls, lambda flat: score_steps_each(self._backend, flat))
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005, max_concurrent_batches=CONCURRENT_BATCHES)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _equivalence_batch(self, calls: list[list[tuple[StepContext, str, str, str]]]) -> list[Any]:
         return await self._run_merged("equivalence", calls,
                                       lambda flat: equivalence_steps_each(self._backend, flat))
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005, max_concurrent_batches=CONCURRENT_BATCHES)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _target_batch(self, calls: list[list[tuple[StepContext, StepParams]]]) -> list[Any]:
         return await self._run_merged("target", calls, lambda flat: generate_steps_each(self._backend, flat))
 
