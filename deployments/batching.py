@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cluster.backends import ModelBackend
 from cluster.errors import InvalidRequestError
 
 Item = TypeVar("Item")
@@ -29,6 +30,24 @@ def apply_batching(user_config: dict[str, Any], *handlers: Any) -> BatchingParam
         handler.set_max_batch_size(params.max_batch_size)
         handler.set_batch_wait_timeout_s(params.batch_wait_timeout_s)
     return params
+
+
+async def submit(backend: ModelBackend, call: list[Item],
+                 batched: Callable[[list[Item]], Awaitable[Any]],
+                 direct: Callable[[list[list[Item]]], Awaitable[list[Any]]]) -> Any:
+    """Run one call of a model deployment: through its `@serve.batch` handler, or straight to the backend.
+
+    A backend that merges concurrent calls itself (`merges_concurrent_calls`, vLLM) gets the call at once
+    through `direct` (the handler's body): Serve's batcher runs one batch at a time, so every call that
+    arrived while a batch ran would wait for it to end, and the engine would never see the steps of
+    concurrent requests together. Other backends get calls merged by `batched`.
+
+    Raises:
+        Whatever the backend raised for this call.
+    """
+    if backend.merges_concurrent_calls:
+        return unwrap((await direct([call]))[0])
+    return unwrap(await batched(call))
 
 
 def unwrap(result: Any) -> Any:

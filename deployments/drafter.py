@@ -1,4 +1,8 @@
-"""Drafter deployment: the draft-model replica; `@serve.batch` merges draft steps of concurrent requests."""
+"""Drafter deployment: the draft-model replica; `@serve.batch` merges draft steps of concurrent requests.
+
+A backend that merges concurrent calls itself (vLLM) gets each call at once instead (see
+`deployments.batching.submit`).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from cluster.backends import ModelBackend, create_backend
 from cluster.backends.roles import generate_steps_each
 from cluster.config.schema import ModelSpec
 from cluster.reasoning.types import StepContext, StepOutput, StepParams
-from deployments.batching import apply_batching, run_merged, unwrap
+from deployments.batching import apply_batching, run_merged, submit
 from deployments.metrics import CallMetrics
 from deployments.watchdog import CallWatchdog
 
@@ -44,10 +48,13 @@ class DrafterDeployment:
 
     async def draft_steps(self, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
         """The next step after each context (see `Drafter.draft_steps`)."""
-        return unwrap(await self._draft_batch([(ctx, params) for ctx in ctxs]))
+        return await submit(self._backend, [(ctx, params) for ctx in ctxs], self._draft_batch, self._draft)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _draft_batch(self, calls: list[list[tuple[StepContext, StepParams]]]) -> list[Any]:
+        return await self._draft(calls)
+
+    async def _draft(self, calls: list[list[tuple[StepContext, StepParams]]]) -> list[Any]:
         t0 = time.perf_counter()
         with self._watchdog.track():
             split = await run_merged(calls, lambda flat: generate_steps_each(self._backend, flat))

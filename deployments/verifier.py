@@ -3,7 +3,8 @@
 Each public method enqueues one call; Serve's batcher hands a list of calls to the `_*_batch`
 handlers, which flatten them into ONE backend call and split the results back per call. Batch size
 and wait come from `user_config` ({"max_batch_size", "batch_wait_timeout_s"}) and change on
-`reconfigure` without a restart.
+`reconfigure` without a restart. A backend that merges concurrent calls itself (vLLM) gets each call
+at once instead (see `deployments.batching.submit`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from cluster.backends import ModelBackend, create_backend
 from cluster.backends.roles import equivalence_steps_each, generate_steps_each, score_steps_each
 from cluster.config.schema import ModelSpec
 from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore
-from deployments.batching import apply_batching, run_merged, unwrap
+from deployments.batching import apply_batching, run_merged, submit
 from deployments.metrics import CallMetrics
 from deployments.watchdog import CallWatchdog
 
@@ -53,16 +54,18 @@ class VerifierDeployment:
 
     async def score_steps(self, items: Sequence[tuple[StepContext, str]], delimiter: str) -> list[StepScore]:
         """0–9 scores of candidate steps (see `Verifier.score_steps`)."""
-        return unwrap(await self._score_batch([(ctx, cand, delimiter) for ctx, cand in items]))
+        call = [(ctx, cand, delimiter) for ctx, cand in items]
+        return await submit(self._backend, call, self._score_batch, self._score)
 
     async def equivalence_steps(self, items: Sequence[tuple[StepContext, str, str]],
                                 delimiter: str) -> list[EquivalenceScore]:
         """P(aligned) of each step pair (see `Verifier.equivalence_steps`)."""
-        return unwrap(await self._equivalence_batch([(ctx, a, b, delimiter) for ctx, a, b in items]))
+        call = [(ctx, a, b, delimiter) for ctx, a, b in items]
+        return await submit(self._backend, call, self._equivalence_batch, self._equivalence)
 
     async def target_steps(self, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
         """The target's next step after each context (see `Verifier.target_steps`)."""
-        return unwrap(await self._target_batch([(ctx, params) for ctx in ctxs]))
+        return await submit(self._backend, [(ctx, params) for ctx in ctxs], self._target_batch, self._target)
 
     async def count_tokens(self, text: str) -> int:
         """Tokens of `text` in the target's tokenizer (async: runs on the replica's loop, not a thread pool)."""
@@ -70,15 +73,24 @@ class VerifierDeployment:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _score_batch(self, calls: list[list[tuple[StepContext, str, str]]]) -> list[Any]:
-        return await self._run_merged("score", calls, lambda flat: score_steps_each(self._backend, flat))
+        return await self._score(calls)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _equivalence_batch(self, calls: list[list[tuple[StepContext, str, str, str]]]) -> list[Any]:
-        return await self._run_merged("equivalence", calls,
-                                      lambda flat: equivalence_steps_each(self._backend, flat))
+        return await self._equivalence(calls)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _target_batch(self, calls: list[list[tuple[StepContext, StepParams]]]) -> list[Any]:
+        return await self._target(calls)
+
+    async def _score(self, calls: list[list[tuple[StepContext, str, str]]]) -> list[Any]:
+        return await self._run_merged("score", calls, lambda flat: score_steps_each(self._backend, flat))
+
+    async def _equivalence(self, calls: list[list[tuple[StepContext, str, str, str]]]) -> list[Any]:
+        return await self._run_merged("equivalence", calls,
+                                      lambda flat: equivalence_steps_each(self._backend, flat))
+
+    async def _target(self, calls: list[list[tuple[StepContext, StepParams]]]) -> list[Any]:
         return await self._run_merged("target", calls, lambda flat: generate_steps_each(self._backend, flat))
 
     async def _run_merged(self, op: str, calls: list[list[Any]],

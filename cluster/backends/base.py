@@ -154,6 +154,10 @@ class ModelBackend(abc.ABC):
     growing reasoning prefix is not re-encoded step after step.
     """
 
+    #: The engine itself merges concurrent calls into shared forward passes (continuous batching), so a
+    #: caller should hand each call over at once rather than batch calls first.
+    merges_concurrent_calls: bool = False
+
     @property
     @abc.abstractmethod
     def max_model_len(self) -> int:

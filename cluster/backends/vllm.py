@@ -137,6 +137,8 @@ class VLLMBackend(ChatTokenizerBackend):
     `stats().forward_calls` counts engine requests (vLLM batches them into its own steps).
     """
 
+    merges_concurrent_calls = True
+
     def __init__(self, spec: ModelSpec, model_dir: Path) -> None:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.platforms import current_platform

@@ -21,7 +21,7 @@ import pytest_asyncio
 from cluster.backends.base import ChatMessage, SamplingParams
 from cluster.config.schema import ModelSpec
 from cluster.errors import BackendUnavailableError, InvalidRequestError, PromptTooLongError
-from cluster.reasoning.types import FinishReason
+from cluster.reasoning.types import FinishReason, StepContext, StepParams
 
 pytestmark = [
     pytest.mark.vllm,
@@ -226,6 +226,30 @@ async def test_concurrent_calls_match_sequential_calls(backend):
     sequential = [await greedy(backend, t, 12) for t in texts]
     concurrent = await asyncio.gather(*(greedy(backend, t, 12) for t in texts))
     assert [g.text for g in concurrent] == [g.text for g in sequential]
+
+
+@pytest.mark.parametrize("role", ["drafter", "verifier"])
+async def test_model_deployments_hand_concurrent_calls_to_the_engine_at_once(backend, role):
+    """A short step asked for while a long one runs comes back first: vLLM merges the two calls.
+
+    Through Serve's batcher, which runs one batch at a time, the short call would wait for the long one.
+    """
+    from deployments.drafter import DrafterDeployment
+    from deployments.verifier import VerifierDeployment
+
+    cls = {"drafter": DrafterDeployment, "verifier": VerifierDeployment}[role].func_or_class
+    replica = cls(ModelSpec(path="unused"), backend_factory=lambda _spec: backend)
+    write = replica.draft_steps if role == "drafter" else replica.target_steps
+    ctx = StepContext(question=QUESTION)
+    never = StepParams(max_tokens=400, delimiter="<no such delimiter>")
+    (alone,) = await write([ctx], never)
+    assert alone.num_tokens > 100  # long enough to be running when the short call arrives
+    long = asyncio.ensure_future(write([ctx], never))
+    for _ in range(3):
+        await asyncio.sleep(0)  # the long call reaches the engine
+    (short,) = await write([ctx], StepParams(max_tokens=2, delimiter="<no such delimiter>"))
+    assert short.num_tokens == 2 and not long.done()
+    assert (await long)[0].text == alone.text
 
 
 async def test_prefix_cache_serves_repeated_long_prompt(backend):
