@@ -63,7 +63,8 @@ class CallMetrics:
     Metrics:
         specserve_<role>_call_latency_seconds: Histogram of one backend call's seconds, tagged by op.
         specserve_<role>_batch_size: Histogram of calls merged into one backend call (verifier batching),
-            tagged by op; the number of steps in that call is specserve_<role>_batch_items.
+            tagged by op; the number of steps in that call is specserve_<role>_batch_items. Always 1 on vLLM,
+            whose engine merges concurrent calls itself (`deployments.batching.submit`).
     """
 
     def __init__(self, role: str) -> None:

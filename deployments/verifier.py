@@ -104,7 +104,10 @@ class VerifierDeployment:
         return split
 
     def batch_sizes(self, op: str | None = None) -> list[int]:
-        """Calls merged per backend call, oldest first (recent batches; `op` = "score", "equivalence" or "target")."""
+        """Calls merged per backend call, oldest first (recent batches; `op` = "score", "equivalence" or "target").
+
+        Always 1 on a backend that merges concurrent calls itself (vLLM): each call goes to it alone.
+        """
         return [calls for o, calls, _ in self._batches if op is None or o == op]
 
     def batch_items(self, op: str | None = None) -> list[int]:
