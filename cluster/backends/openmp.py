@@ -9,8 +9,8 @@ import os
 # (concurrent requests, parallel paths, asynchronous lookahead), a thread whose partner was switched out spins
 # through its time slice instead of yielding the core. 1,000 is the count libgomp itself falls back to when its
 # threads outnumber the cores. On 2 cores (RESULTS.md, session 30) two engines decoding at once got 0.87 of their
-# solo speeds instead of 0.58, and the served app +15% throughput with 4 requests in flight; the price is a ~3%
-# slower decode of one stream alone (batch 1, 6.24 vs 6.45 tokens/s).
+# solo speeds instead of 0.58 (the served app then gained 15% with 4 requests in flight, before session 31's
+# batching fix); the price is a ~3% slower decode of one stream alone (batch 1, 6.24 vs 6.45 tokens/s).
 SPIN_COUNT = "1000"
 
 # Either of these set by the user is respected as it is.
