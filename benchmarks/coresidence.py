@@ -7,7 +7,9 @@ their engines) are, in turn:
 - `frozen`: stopped with SIGSTOP, as if the app were not there (memory stays, CPU use is nil);
 - `running`: running, every thread at nice 0 in SCHED_OTHER (how `specserve up` starts them by default);
 - `nice19`: every thread at nice 19;
-- `idle`: every thread in the SCHED_IDLE class (runs only when nothing else wants the core).
+- `idle`: every thread in the SCHED_IDLE class (runs only when nothing else wants the core);
+- `mainidle`: as `running`, except the main thread of each Ray worker process (`ray::…`: Serve's controller and
+  proxy, the replicas, Ray's agents), which wakes every 10 ms to check for signals, in SCHED_IDLE.
 
 Each round runs every condition once, in a shuffled order, so the machine's drift falls on all of them alike. Per
 condition: ms per generated token, its ratio to `frozen` paired by round, and the app's own CPU use while it ran.
@@ -37,7 +39,7 @@ from benchmarks.processes import cmdline, stat_fields
 from cluster.backends import SamplingParams, create_backend
 from cluster.config import load_config
 
-CONDITIONS = ("frozen", "running", "nice19", "idle")
+CONDITIONS = ("frozen", "running", "nice19", "idle", "mainidle")
 PROMPT = "Count from 1 to 1000 in words, separated by commas: one, two, three,"
 
 
@@ -71,6 +73,13 @@ def app_processes(marker: str = "specserve up") -> list[int]:
     return family
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _threads(pid: int) -> list[int]:
     try:
         return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
@@ -89,9 +98,10 @@ def apply(pids: Sequence[int], condition: str, stop_timeout_s: float = 5.0) -> N
     if condition not in CONDITIONS:
         raise ValueError(f"unknown condition {condition!r}; valid: {list(CONDITIONS)}")
     for pid in pids:
+        ray_worker = condition == "mainidle" and _comm(pid).startswith("ray::")
         for tid in _threads(pid):
             try:
-                if condition == "idle":
+                if condition == "idle" or (ray_worker and tid == pid):
                     os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
                 else:
                     os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))

@@ -19,9 +19,11 @@ def _state(pid: int) -> str:
 
 @pytest.fixture
 def family():
-    """A process whose command line carries a unique marker, with one child: (marker, parent pid, child pid)."""
+    """A process whose command line carries a unique marker, with one child named like a Ray worker:
+    (marker, parent pid, child pid)."""
     marker = f"coresidence-{uuid.uuid4().hex}"
-    code = "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
+    child = "import time; open('/proc/self/comm', 'w').write('ray::Fake'); time.sleep(60)"
+    code = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(60)"
     proc = subprocess.Popen([sys.executable, "-c", code, marker])
     pids = [proc.pid]
     try:
@@ -61,6 +63,13 @@ def test_conditions_freeze_renice_and_demote_every_process(family):
         pytest.skip("raising the priority back needs CAP_SYS_NICE")
     apply(pids, "running")
     assert all(os.getpriority(os.PRIO_PROCESS, p) == 0 for p in pids)
+    for _ in range(200):  # the child names itself once its interpreter has started
+        if open(f"/proc/{child}/comm").read().strip() == "ray::Fake":
+            break
+        time.sleep(0.05)
+    apply(pids, "mainidle")
+    assert [os.sched_getscheduler(p) for p in pids] == [os.SCHED_OTHER, os.SCHED_IDLE]
+    assert [os.getpriority(os.PRIO_PROCESS, p) for p in pids] == [0, 0]
     with pytest.raises(ValueError, match="unknown condition"):
         apply(pids, "paused")
 
