@@ -48,6 +48,7 @@ class FaultyTarget(ModelBackend):
 
     def __init__(self, inner: ModelBackend) -> None:
         self._inner = inner
+        self.merges_concurrent_calls = inner.merges_concurrent_calls
 
     @property
     def max_model_len(self) -> int:
