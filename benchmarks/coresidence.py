@@ -73,11 +73,12 @@ def app_processes(marker: str = "specserve up") -> list[int]:
     return family
 
 
-def _comm(pid: int) -> str:
+def _is_ray_worker(pid: int) -> bool:
+    """Whether `pid` is a Ray worker process (command name `ray::…`); False once it has exited."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        return stat_fields(Path(f"/proc/{pid}/stat"))[0].startswith("ray::")
     except OSError:
-        return ""
+        return False
 
 
 def _threads(pid: int) -> list[int]:
@@ -98,7 +99,7 @@ def apply(pids: Sequence[int], condition: str, stop_timeout_s: float = 5.0) -> N
     if condition not in CONDITIONS:
         raise ValueError(f"unknown condition {condition!r}; valid: {list(CONDITIONS)}")
     for pid in pids:
-        ray_worker = condition == "mainidle" and _comm(pid).startswith("ray::")
+        ray_worker = condition == "mainidle" and _is_ray_worker(pid)
         for tid in _threads(pid):
             try:
                 if condition == "idle" or (ray_worker and tid == pid):
