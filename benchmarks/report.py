@@ -81,9 +81,11 @@ def _header(meta: dict[str, Any], run_dir: Path) -> list[str]:
     launched = any(e.get("launched") for e in meta.get("engines", []))
     served = "served by apps the runner launched" if launched else f"served at {meta.get('url')}"
     mode = {"served": served, "mixed": f"in-process and {served}, run by run"}.get(meta.get("mode"), "in-process")
+    warmup = ("one short untimed request per method before timing" if meta.get("config", {}).get("warmup", True)
+              else "none (`warmup: false`)")
     lines += [
         f"- Mode: {mode}; concurrency {meta.get('concurrency', '?')}; order {meta.get('order', '?')}; "
-        "warm-up: one short untimed request per method before timing",
+        f"warm-up: {warmup}",
         f"- Status: {meta.get('status', '?')}; {meta.get('records', '?')} records, {meta.get('errors', '?')} errors; "
         f"re-render: `python -m benchmarks.report {run_dir}`",
     ]

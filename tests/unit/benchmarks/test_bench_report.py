@@ -75,6 +75,13 @@ def test_report_renders_header_and_tables(run_dir: Path):
     assert "sr5" in rows and "sr7" in rows
     assert "| sr7 | 2/2 | 0/2 | 2/2 |" in md  # acceptance by position
     assert "![" not in md
+    assert "warm-up: one short untimed request per method before timing" in md  # the runner's default
+
+
+def test_report_says_when_the_run_sent_no_warm_up_request(run_dir: Path):
+    write_meta(run_dir, {**META, "config": {"warmup": False}})
+    md = render_run_dir(run_dir, plots=False)
+    assert "warm-up: none (`warmup: false`)" in md and "untimed request" not in md
 
 
 def test_report_writes_plots_for_a_threshold_sweep(run_dir: Path):
