@@ -1,7 +1,8 @@
 """Replay the controller's bandit on measured fixed-arm records: how far it is from the best arm, and when.
 
-A benchmark that ran every problem with every arm pinned (benchmarks/configs/controller50.yaml) knows the
-reward any arm would have earned on any problem, so a bandit can be replayed on it without new model calls:
+A benchmark that ran every problem with every arm pinned (benchmarks/configs/controller50.yaml), or with runs
+named after the arms (issue 4's matrix, replayed with configs/controller-matrix.yaml), knows the reward any arm
+would have earned on any problem, so a bandit can be replayed on it without new model calls:
 draw a sequence of problems, let the controller's own policy state (`cluster.policies.state.PolicyState`,
 the configured bandit and reward scale) choose an arm for each, and feed it that arm's measured
 target-equivalent tokens and engine seconds. On the same draws every fixed arm is scored too, so the ratio
@@ -67,21 +68,22 @@ def _outcome(r: ProblemRecord) -> Outcome:
 
 
 def outcome_table(records: Sequence[ProblemRecord], arms: Sequence[str]) -> dict[str, dict[str, Outcome]]:
-    """problem id → arm → Outcome, from the records of runs that pinned an arm (knobs["arm"]).
+    """problem id → arm → Outcome, from the records of runs that pinned an arm (knobs["arm"]), or that pinned
+    none and are named after it (a run that set the arm's knobs itself, as issue 4's matrix runs do).
 
     Only problems every arm answered without error are kept.
 
     Raises:
-        ValueError: an arm no record pinned, or no problem measured by every arm.
+        ValueError: an arm no record pinned or named, or no problem measured by every arm.
     """
     by_arm: dict[str, dict[str, Outcome]] = {a: {} for a in arms}
     for r in records:
-        arm = r.knobs.get("arm")
+        arm = r.knobs.get("arm", r.run)
         if arm in by_arm and r.ok and r.stats is not None and r.stats.wall_time_s > 0:
             by_arm[arm][r.problem_id] = _outcome(r)
     missing = sorted(a for a, m in by_arm.items() if not m)
     if missing:
-        raise ValueError(f"no records pin the arms {missing} (runs with knobs {{arm: NAME}})")
+        raise ValueError(f"no records pin the arms {missing} (runs with knobs {{arm: NAME}} or named NAME)")
     problems = sorted(set.intersection(*(set(m) for m in by_arm.values())))
     if not problems:
         raise ValueError("no problem was measured by every arm")

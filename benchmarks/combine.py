@@ -6,6 +6,11 @@ chunk a run of the same config with its own `dataset.select`, every run of a pro
     python -m benchmarks.runner CONFIG "dataset.select=[0,…,9]"      (then [10,…,19], …)
     python -m benchmarks.combine OUT_DIR PART_DIR PART_DIR …
 
+A run added later to problems already measured (`only=[…]` on a config that gained a run) joins side by side:
+with `--runs`, the parts hold the same problems and different runs, and the joined report compares them all.
+
+    python -m benchmarks.combine --runs OUT_DIR MEASURED_DIR ADDED_DIR
+
 Per-problem ratios (speedups, the achieved fraction of the ceiling) compare runs of one problem, hence of one
 part and one machine; latencies pooled over parts from different machines are only as comparable as the
 machines, so the joined meta.json lists every part (command, machine, start, problems) and the report prints it.
@@ -29,10 +34,13 @@ _SAME_DATASET = ("name", "size", "seed", "options")
 _SAME_RUN = ("name", "knobs", "app_overrides")
 
 
-def _identity(meta: dict[str, Any]) -> dict[str, Any]:
+def _identity(meta: dict[str, Any], *, with_runs: bool = True) -> dict[str, Any]:
     dataset = meta.get("dataset", {})
+    same = {**{k: meta.get(k) for k in _SAME}, **{f"dataset.{k}": dataset.get(k) for k in _SAME_DATASET}}
+    if not with_runs:
+        return same
     runs = sorted(({k: r.get(k) for k in _SAME_RUN} for r in meta.get("runs", [])), key=lambda r: str(r["name"]))
-    return {"runs": runs, **{k: meta.get(k) for k in _SAME}, **{f"dataset.{k}": dataset.get(k) for k in _SAME_DATASET}}
+    return {"runs": runs, **same}
 
 
 def _part(part: Path, meta: dict[str, Any], problems: list[str]) -> dict[str, Any]:
@@ -41,44 +49,49 @@ def _part(part: Path, meta: dict[str, Any], problems: list[str]) -> dict[str, An
             "problems": problems}
 
 
-def combine_runs(parts: Sequence[Path], out: Path) -> list[str]:
+def combine_runs(parts: Sequence[Path], out: Path, *, by_runs: bool = False) -> list[str]:
     """Write `out` (records and meta) = the records of every part, which must hold disjoint problems of one
-    benchmark. The joined meta is named after `out` and records the combine command; each part keeps its own.
+    benchmark; or, `by_runs`, the same problems and disjoint runs of it. The joined meta is named after `out`
+    and records the combine command; each part keeps its own.
 
     Returns:
         The joined problem ids, in the dataset's order.
 
     Raises:
         ValueError: fewer than two parts, parts of different benchmarks (the differing key is named), a problem
-            in two parts, or `out` already exists.
+            in two parts (`by_runs`: a run in two parts, or parts with other problems), or `out` already exists.
     """
     if len(parts) < 2:
         raise ValueError("combine needs at least two parts")
     if out.exists():
         raise ValueError(f"{out} exists; choose a new folder")
     metas = [read_meta(p) for p in parts]
-    first = _identity(metas[0])
+    first = _identity(metas[0], with_runs=not by_runs)
     for part, meta in zip(parts[1:], metas[1:], strict=True):
-        differ = sorted(k for k, v in _identity(meta).items() if v != first[k])
+        differ = sorted(k for k, v in _identity(meta, with_runs=not by_runs).items() if v != first[k])
         if differ:
             raise ValueError(f"{part} is not a part of the same benchmark as {parts[0]}: {', '.join(differ)} differ")
     records, owner, infos = [], {}, []
     for part, meta in zip(parts, metas, strict=True):
         mine = read_records(part)
         problems = list(dict.fromkeys(r.problem_id for r in mine))
-        for pid in problems:
-            if pid in owner:
-                raise ValueError(f"problem {pid} is in both {owner[pid]} and {part}")
-            owner[pid] = part
+        if by_runs and infos and set(problems) != set(infos[0]["problems"]):
+            raise ValueError(f"{part} measured other problems than {parts[0]}: {problems} vs {infos[0]['problems']}")
+        for key in dict.fromkeys(r.run for r in mine) if by_runs else problems:
+            if key in owner:
+                raise ValueError(f"{'run' if by_runs else 'problem'} {key} is in both {owner[key]} and {part}")
+            owner[key] = part
         records += mine
         infos.append(_part(part, meta, problems))
     out.mkdir(parents=True)
     write_records(out, records)
     full_order = [pid for m in metas for pid in m.get("dataset", {}).get("problem_ids", [])]
     order = {pid: i for i, pid in enumerate(dict.fromkeys(full_order))}
-    problems = sorted(owner, key=lambda pid: order.get(pid, len(order)))
-    command = " ".join(["python -m benchmarks.combine", str(out), *map(str, parts)])
-    meta = {**metas[0], "name": out.name, "command": command, "parts": infos, "records": len(records),
+    joined = infos[0]["problems"] if by_runs else owner
+    problems = sorted(joined, key=lambda pid: order.get(pid, len(order)))
+    command = " ".join(["python -m benchmarks.combine", *(["--runs"] if by_runs else []), str(out), *map(str, parts)])
+    joined_meta = {k: [x for m in metas for x in m.get(k, [])] for k in ("runs", "engines")} if by_runs else {}
+    meta = {**metas[0], **joined_meta, "name": out.name, "command": command, "parts": infos, "records": len(records),
             "errors": sum(m.get("errors") or 0 for m in metas),
             "status": "complete" if all(m.get("status") == "complete" for m in metas) else "incomplete parts",
             "dataset": {**metas[0].get("dataset", {}), "problem_ids": problems, "select": None}}
@@ -91,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="new folder for the joined records and meta")
     parser.add_argument("parts", type=Path, nargs="+", help="the chunks' results folders")
+    parser.add_argument("--runs", action="store_true",
+                        help="the parts hold the same problems and different runs: join them side by side")
     args = parser.parse_args(argv)
-    problems = combine_runs(args.parts, args.out)
+    problems = combine_runs(args.parts, args.out, by_runs=args.runs)
     print(f"{args.out}: {len(problems)} problems from {len(args.parts)} parts; "
           f"render with `python -m benchmarks.report {args.out}`")
     return 0

@@ -412,15 +412,20 @@ class AppArgs(StrictModel):
         names = [a.name for a in arms]
         if len(set(names)) < len(names):
             raise ValueError(f"controller.bandit.arms: duplicate arm names in {names}")
+        speculation: set[bool] = set()
         for i, arm in enumerate(arms):
             for key in ("arm", "bandit_granularity"):
                 if key in arm.knobs:
                     raise ValueError(f"controller.bandit.arms.{i}.knobs: an arm cannot set `{key}`")
             try:
-                self.reasoning.with_overrides(arm.knobs)
+                speculation.add(self.reasoning.with_overrides(arm.knobs).token_speculation)
             except ValidationError as e:
                 why = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
                 raise ValueError(f"controller.bandit.arms.{i}.knobs ({arm.name}): {why}") from e
+        if len(speculation) > 1 and (self.target.speculative is None or self.target.backend != "transformers"):
+            raise ValueError("controller.bandit.arms: arms that differ in token_speculation need target.speculative "
+                             "on the transformers backend (vLLM applies it to the whole engine; without it the "
+                             "arms are the same)")
         if self.reasoning.arm is not None and self.reasoning.arm not in names:
             raise ValueError(f"reasoning.arm: unknown arm {self.reasoning.arm!r}; valid: {sorted(names)}")
         if self.reasoning.bandit_granularity == "step" and not arms:

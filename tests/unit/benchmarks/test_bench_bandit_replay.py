@@ -34,6 +34,18 @@ def test_the_table_keeps_pinned_records_of_problems_every_arm_answered():
         outcome_table(records, ["slow", "lookahead"])
 
 
+def test_runs_named_after_an_arm_count_as_its_records():
+    """Issue 4's matrix sets each method's knobs itself: its runs are matched to the arms by name."""
+    def run(name: str, pid: str, seconds: float, knobs: dict):
+        return record(name, pid, latency=seconds, outcomes=[TARGET], knobs=knobs, target_s=seconds)
+
+    records = [run("slow", "p0", 4.0, {"method": "target"}), run("fast", "p0", 1.0, {"method": "specreason"}),
+               run("draft", "p0", 0.5, {"method": "draft"}),  # no arm of that name: ignored
+               run("fast", "p1", 2.0, {"arm": "slow"})]  # pinned: the pin, not the name, decides
+    table = outcome_table(records, ["slow", "fast"])
+    assert list(table) == ["p0"] and table["p0"]["fast"].seconds == pytest.approx(1.0)
+
+
 def test_ucb_replay_finds_the_faster_arm_and_scores_against_the_best_in_hindsight():
     records = [_pinned(a, f"p{i}", step_s=s) for i in range(5) for a, s in (("slow", 4.0), ("fast", 1.0))]
     table = outcome_table(records, ["slow", "fast"])

@@ -1,4 +1,5 @@
-"""benchmarks.merge (a redo replaces its problems' records) and benchmarks.combine (disjoint chunks joined)."""
+"""benchmarks.merge (a redo replaces its problems' records) and benchmarks.combine (disjoint chunks, or runs added
+to the same problems, joined)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,25 @@ def test_combine_refuses_other_benchmarks_overlaps_and_an_existing_output(tmp_pa
         combine_runs([a, _part(tmp_path / "c", ["p0"], "z")], tmp_path / "out")
     with pytest.raises(ValueError, match="exists"):
         combine_runs([a, tmp_path / "c"], tmp_path / "b")
+
+
+def test_combine_by_runs_joins_runs_added_to_the_same_problems(tmp_path):
+    measured = _part(tmp_path / "a", ["p0", "p1"], "bench")
+    added = _part(tmp_path / "b", ["p1", "p0"], "bench only=[first]", runs=("first",))
+    for part, runs in ((measured, ["target", "draft"]), (added, ["first"])):
+        write_meta(part, {**read_meta(part), "engines": [{"runs": runs}]})
+    assert combine_runs([measured, added], tmp_path / "out", by_runs=True) == ["p0", "p1"]
+    meta = read_meta(tmp_path / "out")
+    assert [r["name"] for r in meta["runs"]] == ["target", "draft", "first"] and meta["records"] == 6
+    assert [e["runs"] for e in meta["engines"]] == [["target", "draft"], ["first"]]  # each part's engine group
+    assert meta["command"].startswith("python -m benchmarks.combine --runs ")
+    report = render_run_dir(tmp_path / "out", plots=False)
+    assert "| first |" in report and "2 problems" in report
+    with pytest.raises(ValueError, match="run target is in both"):
+        combine_runs([measured, _part(tmp_path / "c", ["p0", "p1"], "again")], tmp_path / "out2", by_runs=True)
+    with pytest.raises(ValueError, match="measured other problems"):
+        combine_runs([measured, _part(tmp_path / "d", ["p0"], "x", runs=("first",))], tmp_path / "out2",
+                     by_runs=True)
 
 
 def test_redo_completes_a_run_cut_short(tmp_path):

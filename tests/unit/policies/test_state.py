@@ -72,6 +72,26 @@ def test_arms_are_validated_against_reasoning_params(arms, match):
                                 "controller": {"bandit": {"arms": arms}}})
 
 
+SPECULATION_ARMS = [{"name": "plain", "knobs": {"method": "target", "token_speculation": False}},
+                    {"name": "token-level", "knobs": {"method": "target", "token_speculation": True}}]
+
+
+@pytest.mark.parametrize("target, ok", [
+    ({"path": "t", "speculative": {"model": "d"}}, True),
+    ({"path": "t"}, False),
+    ({"path": "t", "backend": "vllm", "speculative": {"model": "d"}}, False),
+], ids=["transformers", "no-speculation", "vllm-engine-wide"])
+def test_arms_differing_in_token_speculation_need_it_per_request(target, ok):
+    def load() -> AppArgs:
+        return AppArgs.model_validate({"draft": {"path": "d"}, "target": target,
+                                       "controller": {"bandit": {"arms": SPECULATION_ARMS}}})
+    if ok:
+        assert [a.name for a in load().controller.bandit.arms] == ["plain", "token-level"]
+    else:
+        with pytest.raises(ValueError, match="controller.bandit.arms: arms that differ in token_speculation"):
+            load()
+
+
 def test_a_step_granular_default_needs_arms():
     with pytest.raises(ValueError, match="reasoning.bandit_granularity"):
         AppArgs.model_validate({"draft": {"path": "d"}, "target": {"path": "t"},
