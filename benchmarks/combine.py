@@ -87,8 +87,7 @@ def combine_runs(parts: Sequence[Path], out: Path, *, by_runs: bool = False) -> 
     write_records(out, records)
     full_order = [pid for m in metas for pid in m.get("dataset", {}).get("problem_ids", [])]
     order = {pid: i for i, pid in enumerate(dict.fromkeys(full_order))}
-    joined = infos[0]["problems"] if by_runs else owner
-    problems = sorted(joined, key=lambda pid: order.get(pid, len(order)))
+    problems = sorted({pid for info in infos for pid in info["problems"]}, key=lambda pid: order.get(pid, len(order)))
     command = " ".join(["python -m benchmarks.combine", *(["--runs"] if by_runs else []), str(out), *map(str, parts)])
     joined_meta = {k: [x for m in metas for x in m.get(k, [])] for k in ("runs", "engines")} if by_runs else {}
     meta = {**metas[0], **joined_meta, "name": out.name, "command": command, "parts": infos, "records": len(records),
