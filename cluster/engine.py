@@ -14,7 +14,14 @@ from cluster.backends import ModelBackend, create_backend
 from cluster.backends.embedding import HFEmbedder, create_embedder
 from cluster.backends.roles import BackendDrafter, BackendVerifier
 from cluster.config.loader import format_validation_error
-from cluster.config.schema import AppArgs, EmbeddingVerifierConfig, ReasoningParams, RequestLimits
+from cluster.config.schema import (
+    ENGINE_WIDE_SPECULATION,
+    AppArgs,
+    EmbeddingVerifierConfig,
+    ModelSpec,
+    ReasoningParams,
+    RequestLimits,
+)
 from cluster.errors import InvalidRequestError, ModelNotFoundError
 from cluster.reasoning.methods import MethodFn, get_method
 from cluster.reasoning.run import StepCallback
@@ -66,6 +73,17 @@ def check_limits(params: ReasoningParams, limits: RequestLimits) -> None:
                                       f"(server.limits.{key})", field=field)
 
 
+def check_token_speculation(params: ReasoningParams, target: ModelSpec) -> None:
+    """Reject `token_speculation: false` (the request's, or the defaults in force) on a target whose engine
+    speculates on every request (vLLM): serving it with speculation would silently ignore the knob.
+
+    Raises:
+        InvalidRequestError: naming token_speculation.
+    """
+    if not params.token_speculation and target.speculation_scope == "engine":
+        raise InvalidRequestError(f"token_speculation: {ENGINE_WIDE_SPECULATION}", field="token_speculation")
+
+
 def load_embedder(cfg: EmbeddingVerifierConfig) -> HFEmbedder:
     """Load the embedding step verifier's model.
 
@@ -113,6 +131,7 @@ class Engine:
         question = validate_question(question, self.args.server.limits.prompt_chars)
         params = resolve_params(self.args.reasoning, overrides or {})
         check_limits(params, self.args.server.limits)
+        check_token_speculation(params, self.args.target)
         method = get_method(params.method)
         if uses_embedder(method, params):
             method = functools.partial(method, embedder=await self._load_embedder())

@@ -19,7 +19,7 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.schema import DeploymentStatus
 
 from cluster.config.schema import AppArgs, ReasoningParams
-from cluster.engine import check_limits, resolve_params, uses_embedder, validate_question
+from cluster.engine import check_limits, check_token_speculation, resolve_params, uses_embedder, validate_question
 from cluster.errors import BackendError, InvalidRequestError, PromptTooLongError, RequestDeadlineError
 from cluster.policies.arms import Arm
 from cluster.policies.truncnorm import ScorePrior, TruncNormal
@@ -147,6 +147,7 @@ class RequestRunner:
     def __init__(self, drafter: DeploymentHandle, verifier: DeploymentHandle, controller: DeploymentHandle,
                  args: AppArgs, embedder: DeploymentHandle | None = None) -> None:
         self._server = args.server
+        self._target = args.target
         server = args.server
         remotes = [Remote(drafter, "drafter", "Drafter", server.call_timeout_s),
                    Remote(verifier, "verifier", "Verifier", server.call_timeout_s)]
@@ -174,7 +175,7 @@ class RequestRunner:
 
         Raises:
             InvalidRequestError: empty or over-long question (PromptTooLongError: in tokens), unknown knob or
-                arm, bad value, a knob over its cap.
+                arm, bad value, a knob over its cap, token_speculation false on an engine-wide speculating target.
         """
         self._monitor.ensure_started()
         limits = self._server.limits
@@ -185,6 +186,7 @@ class RequestRunner:
         defaults = await self.defaults()
         params = await self._with_arm(defaults, resolve_params(defaults, knobs), knobs)
         check_limits(params, limits)
+        check_token_speculation(params, self._target)
         tokens = await self._verifier.count_tokens(question)
         if tokens > limits.prompt_tokens:
             raise PromptTooLongError(tokens, limits.prompt_tokens, field=field, limit="server.limits.prompt_tokens")

@@ -19,6 +19,8 @@ BanditGranularity = Literal["request", "step"]
 # Valid `verifier_threshold` per step verifier: cosine similarity, P(aligned), 0–9 score ("exact" takes none).
 VERIFIER_THRESHOLD_RANGES = {"embedding": (-1.0, 1.0), "llm_judge": (0.0, 1.0), "score": (0.0, 9.0)}
 MAX_LOOKAHEAD_LEAVES = 64  # W**γ: drafted paths in one lookahead tree
+ENGINE_WIDE_SPECULATION = ("false cannot be honoured: the target's vLLM engine speculates on every request "
+                           "(target.speculative or its engine_kwargs.speculative_config)")
 PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]
 
 
@@ -64,6 +66,14 @@ class ModelSpec(StrictModel):
         if self.speculative is not None and "speculative_config" in self.engine_kwargs:
             raise ValueError("set either speculative or engine_kwargs.speculative_config, not both")
         return self
+
+    @property
+    def speculation_scope(self) -> Literal["off", "per_request", "engine"]:
+        """Where the model's token-level speculation applies: nowhere (none configured), per request
+        (transformers: a request may turn it off), or to every request of the engine (vLLM)."""
+        if self.backend == "vllm":
+            return "engine" if self.speculative is not None or self.engine_kwargs.get("speculative_config") else "off"
+        return "off" if self.speculative is None else "per_request"
 
 
 class BestOfNParams(StrictModel):
@@ -139,7 +149,7 @@ class ReasoningParams(StrictModel):
     token_speculation: bool = Field(
         True, description="Use the target's configured token-level speculation (`target.speculative`) inside its "
                           "generation; no effect without one. transformers applies it per request; vLLM applies "
-                          "it engine-wide and ignores this flag.")
+                          "it to every request of the engine, so false is refused there.")
 
     arm: str | None = Field(
         None, description="Pin a bandit arm by name (`controller.bandit.arms`): its knobs apply under the request's "
@@ -422,10 +432,16 @@ class AppArgs(StrictModel):
             except ValidationError as e:
                 why = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
                 raise ValueError(f"controller.bandit.arms.{i}.knobs ({arm.name}): {why}") from e
-        if len(speculation) > 1 and (self.target.speculative is None or self.target.backend != "transformers"):
+        if len(speculation) > 1 and self.target.speculation_scope != "per_request":
             raise ValueError("controller.bandit.arms: arms that differ in token_speculation need target.speculative "
                              "on the transformers backend (vLLM applies it to the whole engine; without it the "
                              "arms are the same)")
+        if self.target.speculation_scope == "engine":
+            if not self.reasoning.token_speculation:
+                raise ValueError(f"reasoning.token_speculation: {ENGINE_WIDE_SPECULATION}")
+            if False in speculation:
+                raise ValueError(f"controller.bandit.arms: an arm sets token_speculation false; "
+                                 f"{ENGINE_WIDE_SPECULATION}")
         if self.reasoning.arm is not None and self.reasoning.arm not in names:
             raise ValueError(f"reasoning.arm: unknown arm {self.reasoning.arm!r}; valid: {sorted(names)}")
         if self.reasoning.bandit_granularity == "step" and not arms:

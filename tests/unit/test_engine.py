@@ -48,6 +48,24 @@ async def test_token_speculation_knob_reaches_sampling_params(flag):
     assert sampling and {p.speculative for p in sampling} == {flag}
 
 
+@pytest.mark.parametrize("target, refused", [
+    (["target.backend=vllm", "target.speculative.model=d"], True),
+    (["target.backend=vllm", "target.engine_kwargs.speculative_config={method: ngram, num_speculative_tokens: 3}"],
+     True),
+    (["target.backend=vllm"], False),
+    (["target.speculative.model=d"], False),
+], ids=["vllm-speculative", "vllm-engine-kwargs", "vllm-without", "transformers-per-request"])
+async def test_token_speculation_off_is_refused_where_the_engine_speculates_on_every_request(target, refused):
+    eng = engine(*target)
+    if not refused:
+        assert (await eng.reason(QUESTION, {"method": "target", "token_speculation": False})).answer == "2"
+        return
+    with pytest.raises(InvalidRequestError, match="every request") as err:
+        await eng.reason(QUESTION, {"method": "target", "token_speculation": False})
+    assert err.value.field == "token_speculation" and not eng.target_backend.sampling
+    assert (await eng.reason(QUESTION, {"method": "target"})).answer == "2"
+
+
 def test_token_speculation_defaults_on_and_validates():
     assert ReasoningParams().token_speculation is True
     assert ReasoningParams().with_overrides({"token_speculation": False}).token_speculation is False

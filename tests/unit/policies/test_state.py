@@ -92,6 +92,17 @@ def test_arms_differing_in_token_speculation_need_it_per_request(target, ok):
             load()
 
 
+@pytest.mark.parametrize("extra, key", [
+    ({"reasoning": {"token_speculation": False}}, "reasoning.token_speculation"),
+    ({"controller": {"bandit": {"arms": [{"name": "plain", "knobs": {"token_speculation": False}}]}}},
+     "controller.bandit.arms"),
+], ids=["default", "arm"])
+def test_token_speculation_off_is_refused_on_an_engine_wide_speculating_target(extra, key):
+    target = {"path": "t", "backend": "vllm", "speculative": {"model": "d"}}
+    with pytest.raises(ValueError, match=f"{key}.*every request"):
+        AppArgs.model_validate({"draft": {"path": "d"}, "target": target, **extra})
+
+
 def test_a_step_granular_default_needs_arms():
     with pytest.raises(ValueError, match="reasoning.bandit_granularity"):
         AppArgs.model_validate({"draft": {"path": "d"}, "target": {"path": "t"},
