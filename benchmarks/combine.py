@@ -11,6 +11,9 @@ with `--runs`, the parts hold the same problems and different runs, and the join
 
     python -m benchmarks.combine --runs OUT_DIR MEASURED_DIR ADDED_DIR
 
+`--only RUN` (repeatable) joins just those runs of every part: a run measured on some problems beside runs that
+were not measured on the others.
+
 Per-problem ratios (speedups, the achieved fraction of the ceiling) compare runs of one problem, hence of one
 part and one machine; latencies pooled over parts from different machines are only as comparable as the
 machines, so the joined meta.json lists every part (command, machine, start, problems) and the report prints it.
@@ -49,23 +52,38 @@ def _part(part: Path, meta: dict[str, Any], problems: list[str]) -> dict[str, An
             "problems": problems}
 
 
-def combine_runs(parts: Sequence[Path], out: Path, *, by_runs: bool = False) -> list[str]:
+def _only_runs(meta: dict[str, Any], only: Sequence[str], part: Path) -> dict[str, Any]:
+    """The meta with just the runs named in `only` (and their engine groups)."""
+    missing = [name for name in only if name not in {r.get("name") for r in meta.get("runs", [])}]
+    if missing:
+        raise ValueError(f"{part} has no run {', '.join(missing)}")
+    engines = [{**e, "runs": [r for r in e.get("runs", []) if r in only]} for e in meta.get("engines", [])]
+    return {**meta, "runs": [r for r in meta.get("runs", []) if r.get("name") in only],
+            "engines": [e for e in engines if e["runs"]]}
+
+
+def combine_runs(parts: Sequence[Path], out: Path, *, by_runs: bool = False,
+                 only: Sequence[str] | None = None) -> list[str]:
     """Write `out` (records and meta) = the records of every part, which must hold disjoint problems of one
-    benchmark; or, `by_runs`, the same problems and disjoint runs of it. The joined meta is named after `out`
-    and records the combine command; each part keeps its own.
+    benchmark; or, `by_runs`, the same problems and disjoint runs of it. `only` keeps just those runs of every
+    part (each must have them). The joined meta is named after `out` and records the combine command; each part
+    keeps its own.
 
     Returns:
         The joined problem ids, in the dataset's order.
 
     Raises:
         ValueError: fewer than two parts, parts of different benchmarks (the differing key is named), a problem
-            in two parts (`by_runs`: a run in two parts, or parts with other problems), or `out` already exists.
+            in two parts (`by_runs`: a run in two parts, or parts with other problems), a part without a run of
+            `only`, or `out` already exists.
     """
     if len(parts) < 2:
         raise ValueError("combine needs at least two parts")
     if out.exists():
         raise ValueError(f"{out} exists; choose a new folder")
     metas = [read_meta(p) for p in parts]
+    if only:
+        metas = [_only_runs(meta, only, part) for part, meta in zip(parts, metas, strict=True)]
     first = _identity(metas[0], with_runs=not by_runs)
     for part, meta in zip(parts[1:], metas[1:], strict=True):
         differ = sorted(k for k, v in _identity(meta, with_runs=not by_runs).items() if v != first[k])
@@ -73,7 +91,7 @@ def combine_runs(parts: Sequence[Path], out: Path, *, by_runs: bool = False) -> 
             raise ValueError(f"{part} is not a part of the same benchmark as {parts[0]}: {', '.join(differ)} differ")
     records, owner, infos = [], {}, []
     for part, meta in zip(parts, metas, strict=True):
-        mine = read_records(part)
+        mine = [r for r in read_records(part) if not only or r.run in only]
         problems = list(dict.fromkeys(r.problem_id for r in mine))
         if by_runs and infos and set(problems) != set(infos[0]["problems"]):
             raise ValueError(f"{part} measured other problems than {parts[0]}: {problems} vs {infos[0]['problems']}")
@@ -88,7 +106,8 @@ def combine_runs(parts: Sequence[Path], out: Path, *, by_runs: bool = False) -> 
     full_order = [pid for m in metas for pid in m.get("dataset", {}).get("problem_ids", [])]
     order = {pid: i for i, pid in enumerate(dict.fromkeys(full_order))}
     problems = sorted({pid for info in infos for pid in info["problems"]}, key=lambda pid: order.get(pid, len(order)))
-    command = " ".join(["python -m benchmarks.combine", *(["--runs"] if by_runs else []), str(out), *map(str, parts)])
+    options = [*(["--runs"] if by_runs else []), *(f"--only {name}" for name in only or [])]
+    command = " ".join(["python -m benchmarks.combine", *options, str(out), *map(str, parts)])
     joined_meta = {k: [x for m in metas for x in m.get(k, [])] for k in ("runs", "engines")} if by_runs else {}
     meta = {**metas[0], **joined_meta, "name": out.name, "command": command, "parts": infos, "records": len(records),
             "errors": sum(m.get("errors") or 0 for m in metas),
@@ -105,8 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("parts", type=Path, nargs="+", help="the chunks' results folders")
     parser.add_argument("--runs", action="store_true",
                         help="the parts hold the same problems and different runs: join them side by side")
+    parser.add_argument("--only", action="append", metavar="RUN",
+                        help="join only this run of every part (repeatable; default: every run)")
     args = parser.parse_args(argv)
-    problems = combine_runs(args.parts, args.out, by_runs=args.runs)
+    problems = combine_runs(args.parts, args.out, by_runs=args.runs, only=args.only)
     print(f"{args.out}: {len(problems)} problems from {len(args.parts)} parts; "
           f"render with `python -m benchmarks.report {args.out}`")
     return 0

@@ -118,6 +118,21 @@ def test_combine_by_runs_joins_runs_added_to_the_same_problems(tmp_path):
                      by_runs=True)
 
 
+def test_combine_only_joins_the_named_runs_of_every_part(tmp_path):
+    both = _part(tmp_path / "a", ["p0", "p1"], "bench", runs=("first", "agree"))
+    write_meta(both, {**read_meta(both), "engines": [{"runs": ["first", "agree"]}]})
+    first = _part(tmp_path / "b", ["p2"], "bench only=[first]", runs=("first",))
+    with pytest.raises(ValueError, match="runs differ"):
+        combine_runs([both, first], tmp_path / "out")
+    assert combine_runs([both, first], tmp_path / "out", only=["first"]) == ["p0", "p1", "p2"]
+    meta = read_meta(tmp_path / "out")
+    assert {r.run for r in read_records(tmp_path / "out")} == {"first"} and meta["records"] == 3
+    assert [r["name"] for r in meta["runs"]] == ["first"] and meta["engines"] == [{"runs": ["first"]}]
+    assert " --only first " in meta["command"]
+    with pytest.raises(ValueError, match="has no run agree"):
+        combine_runs([both, first], tmp_path / "out2", only=["agree"])
+
+
 def test_redo_completes_a_run_cut_short(tmp_path):
     """The base run was stopped before draft on p1; the redo sends just that request."""
     base = _run_dir(tmp_path / "base", [record("target", "p0", latency=4.0), record("draft", "p0", latency=2.0),
