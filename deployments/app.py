@@ -113,7 +113,8 @@ def compose_app(cfg: AppArgs, *, draft_backend_factory: BackendFactory | None = 
         cfg.draft, draft_batching, draft_backend_factory, d.drafter.stall_timeout_s)
     verifier = _internal(VerifierDeployment, d.verifier, user_config=target_batching).bind(
         cfg.target, target_batching, target_backend_factory, d.verifier.stall_timeout_s)
-    controller = _internal(ControllerDeployment, d.controller).bind(cfg.reasoning, controller=cfg.controller)
+    controller = _internal(ControllerDeployment, d.controller).bind(cfg.reasoning, controller=cfg.controller,
+                                                                    target=cfg.target)
     embedding = cfg.verifiers.embedding
     embedder = None if embedding is None else _internal(
         EmbedderDeployment, embedding, user_config=_batching(embedding)).bind(

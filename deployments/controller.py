@@ -20,8 +20,9 @@ from ray import serve
 from ray.util.metrics import Gauge
 
 from cluster.config.loader import format_validation_error
-from cluster.config.schema import ControllerConfig, ReasoningParams
-from cluster.errors import ConfigError
+from cluster.config.schema import ControllerConfig, ModelSpec, ReasoningParams
+from cluster.engine import check_token_speculation
+from cluster.errors import ConfigError, InvalidRequestError
 from cluster.metrics import LoggingSink, SpecReasoningStats
 from cluster.policies.state import PolicyState
 from cluster.policies.truncnorm import ScorePrior, TruncNormal
@@ -54,11 +55,13 @@ class ControllerDeployment:
         reasoning: the configured defaults (`AppArgs.reasoning`).
         log_interval_s: how often the aggregate is logged (at most).
         controller: bandit, OptScale prior and checkpoint settings (`AppArgs.controller`).
+        target: the target's spec (`AppArgs.target`): defaults it cannot honour are refused.
     """
 
     def __init__(self, reasoning: ReasoningParams, log_interval_s: float = 10.0,
-                 controller: ControllerConfig | None = None) -> None:
+                 controller: ControllerConfig | None = None, target: ModelSpec | None = None) -> None:
         self._base = reasoning
+        self._target = target
         self._defaults = reasoning
         self._overrides: dict[str, Any] = {}
         self._stats = SpecReasoningStats()
@@ -72,13 +75,19 @@ class ControllerDeployment:
         """Apply ReasoningParams overrides (keys of ReasoningParams) over the configured defaults.
 
         Raises:
-            ConfigError: unknown key or invalid value (Serve then reports the update as failed).
+            ConfigError: unknown key, invalid value, or one the target cannot honour (token_speculation false
+                on a vLLM engine that speculates); Serve then reports the update as failed.
         """
         overrides = dict(user_config or {})
         try:
-            self._defaults = self._base.with_overrides(overrides)
+            defaults = self._base.with_overrides(overrides)
+            if self._target is not None:
+                check_token_speculation(defaults, self._target)
         except ValidationError as e:
             raise ConfigError(f"invalid Controller user_config: {format_validation_error(e)}") from e
+        except InvalidRequestError as e:
+            raise ConfigError(f"invalid Controller user_config: {e}") from e
+        self._defaults = defaults
         self._overrides = overrides
         self._replica["reconfigures"] += 1
         logger.info("request defaults now %s", self._defaults.model_dump())
