@@ -59,7 +59,7 @@ class ControllerDeployment:
     """
 
     def __init__(self, reasoning: ReasoningParams, log_interval_s: float = 10.0,
-                 controller: ControllerConfig | None = None, target: ModelSpec | None = None) -> None:
+                 controller: ControllerConfig | None = None, *, target: ModelSpec) -> None:
         self._base = reasoning
         self._target = target
         self._defaults = reasoning
@@ -81,8 +81,7 @@ class ControllerDeployment:
         overrides = dict(user_config or {})
         try:
             defaults = self._base.with_overrides(overrides)
-            if self._target is not None:
-                check_token_speculation(defaults, self._target)
+            check_token_speculation(defaults, self._target)
         except ValidationError as e:
             raise ConfigError(f"invalid Controller user_config: {format_validation_error(e)}") from e
         except InvalidRequestError as e:
