@@ -119,7 +119,7 @@ class Candidate(_message.Message):
     def __init__(self, answer: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("steps_drafted", "steps_accepted", "steps_rewritten", "target_steps", "draft_tokens", "target_tokens", "judge_calls", "draft_time_s", "judge_time_s", "target_time_s", "wall_time_s", "degraded_steps", "degraded_reason", "acceptance_rate", "spec_rounds", "spec_draft_tokens", "spec_accepted_tokens", "token_acceptance_rate", "mean_acceptance_length", "samples")
+    __slots__ = ("steps_drafted", "steps_accepted", "steps_rewritten", "target_steps", "draft_tokens", "target_tokens", "judge_calls", "draft_time_s", "judge_time_s", "target_time_s", "wall_time_s", "degraded_steps", "degraded_reason", "acceptance_rate", "spec_rounds", "spec_draft_tokens", "spec_accepted_tokens", "token_acceptance_rate", "mean_acceptance_length", "samples", "paths_stopped_early")
     STEPS_DRAFTED_FIELD_NUMBER: _ClassVar[int]
     STEPS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     STEPS_REWRITTEN_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +140,7 @@ class Stats(_message.Message):
     TOKEN_ACCEPTANCE_RATE_FIELD_NUMBER: _ClassVar[int]
     MEAN_ACCEPTANCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    PATHS_STOPPED_EARLY_FIELD_NUMBER: _ClassVar[int]
     steps_drafted: int
     steps_accepted: int
     steps_rewritten: int
@@ -160,7 +161,8 @@ class Stats(_message.Message):
     token_acceptance_rate: float
     mean_acceptance_length: float
     samples: int
-    def __init__(self, steps_drafted: _Optional[int] = ..., steps_accepted: _Optional[int] = ..., steps_rewritten: _Optional[int] = ..., target_steps: _Optional[int] = ..., draft_tokens: _Optional[int] = ..., target_tokens: _Optional[int] = ..., judge_calls: _Optional[int] = ..., draft_time_s: _Optional[float] = ..., judge_time_s: _Optional[float] = ..., target_time_s: _Optional[float] = ..., wall_time_s: _Optional[float] = ..., degraded_steps: _Optional[int] = ..., degraded_reason: _Optional[str] = ..., acceptance_rate: _Optional[float] = ..., spec_rounds: _Optional[int] = ..., spec_draft_tokens: _Optional[int] = ..., spec_accepted_tokens: _Optional[int] = ..., token_acceptance_rate: _Optional[float] = ..., mean_acceptance_length: _Optional[float] = ..., samples: _Optional[int] = ...) -> None: ...
+    paths_stopped_early: int
+    def __init__(self, steps_drafted: _Optional[int] = ..., steps_accepted: _Optional[int] = ..., steps_rewritten: _Optional[int] = ..., target_steps: _Optional[int] = ..., draft_tokens: _Optional[int] = ..., target_tokens: _Optional[int] = ..., judge_calls: _Optional[int] = ..., draft_time_s: _Optional[float] = ..., judge_time_s: _Optional[float] = ..., target_time_s: _Optional[float] = ..., wall_time_s: _Optional[float] = ..., degraded_steps: _Optional[int] = ..., degraded_reason: _Optional[str] = ..., acceptance_rate: _Optional[float] = ..., spec_rounds: _Optional[int] = ..., spec_draft_tokens: _Optional[int] = ..., spec_accepted_tokens: _Optional[int] = ..., token_acceptance_rate: _Optional[float] = ..., mean_acceptance_length: _Optional[float] = ..., samples: _Optional[int] = ..., paths_stopped_early: _Optional[int] = ...) -> None: ...
 
 class ReasonResponse(_message.Message):
     __slots__ = ("id", "model", "created", "method", "answer", "text", "stop_reason", "steps", "stats", "arm", "candidates")

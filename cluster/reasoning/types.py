@@ -226,6 +226,7 @@ class ReasoningStats:
     spec_draft_tokens: int = 0     # tokens proposed by token-level drafting
     spec_accepted_tokens: int = 0  # of those, tokens accepted
     samples: int = 0  # reasoning paths run: Best-of-N candidates, SSR paths (0 = one path)
+    paths_stopped_early: int = 0  # of those, SSR paths that an early stop ended before they answered
 
     @property
     def acceptance_rate(self) -> float | None:

@@ -109,3 +109,4 @@ def test_ssr_over_http(http):
     pool = ["Add the numbers.", "Count on your fingers."]  # the default pool's menu outgrows the tiny context
     body = reason(http, method="ssr", ssr={"k": 2, "early_stop": "first_answer", "pool": pool})
     assert body["method"] == "ssr" and body["stats"]["samples"] == 2 and body["steps"]
+    assert body["stats"]["paths_stopped_early"] in (0, 1)  # the second path, unless both answered in one round

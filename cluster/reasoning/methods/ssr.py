@@ -123,7 +123,8 @@ async def run_ssr(question: str, drafter: Drafter, verifier: Verifier, params: R
     paths may stop the rest (`ssr.early_stop`). The answer is the majority over the finished paths' answers,
     ties broken by mean step score (see `parallel_paths.aggregate`); the result is the winning path's trace
     (sent to `on_step` once chosen) with stats summed over all paths plus the selection call, and
-    `samples` = k. A failed drafter degrades every path to target-only; target failures propagate.
+    `samples` = k, `paths_stopped_early` = the paths the early stop ended unfinished. A failed drafter degrades
+    every path to target-only; target failures propagate.
     """
     t0 = time.perf_counter()
     pool = StrategyPool(params.ssr.pool or MATH_POOL)
@@ -150,4 +151,5 @@ async def run_ssr(question: str, drafter: Drafter, verifier: Verifier, params: R
     stats.draft_time_s, stats.judge_time_s = rounds.phase_s["draft"], rounds.phase_s["judge"]
     stats.target_time_s = rounds.phase_s["target"] + selection_s
     stats.target_tokens += selection.num_tokens if selection is not None else 0
+    stats.paths_stopped_early = len(paths) - len(finished)
     return replace(winner.result, stats=stats)

@@ -38,6 +38,7 @@ def run(p: ReasoningParams, answers: dict[str | None, str], score: float = 9.0):
 def test_paths_follow_the_selection_and_majority_wins():
     result, drafter, verifier = run(params(), {HINT_A: "7", HINT_B: "9"})
     assert result.method == "ssr" and result.answer == "9" and result.stats.samples == 3
+    assert result.stats.paths_stopped_early == 0
     assert [c.strategy_hint for c in drafter.batches[0]] == [HINT_B, HINT_A, HINT_B]
     assert all(len(b) == 3 for b in drafter.batches) and all(len(b) == 3 for b in verifier.score_calls)
 
@@ -48,9 +49,10 @@ def test_first_answer_stops_the_rest():
     drafter, verifier = FnDrafter(draft), FnVerifier(target)
     stopped = asyncio.run(get_method("ssr")("Q?", drafter, verifier, params(early_stop="first_answer")))
     assert len(drafter.batches) == 1 and stopped.answer == "7" and stopped.stats.samples == 3
+    assert stopped.stats.paths_stopped_early == 2
     drafter = FnDrafter(draft)
-    asyncio.run(get_method("ssr")("Q?", drafter, FnVerifier(target), params(early_stop="two_agree")))
-    assert [len(b) for b in drafter.batches] == [3, 2]
+    agreed = asyncio.run(get_method("ssr")("Q?", drafter, FnVerifier(target), params(early_stop="two_agree")))
+    assert [len(b) for b in drafter.batches] == [3, 2] and agreed.stats.paths_stopped_early == 0
 
 
 def test_rejected_drafts_are_rewritten_in_one_target_batch():
