@@ -54,7 +54,8 @@ def _part(part: Path, meta: dict[str, Any], problems: list[str]) -> dict[str, An
 
 def _only_runs(meta: dict[str, Any], only: Sequence[str], part: Path) -> dict[str, Any]:
     """The meta with just the runs named in `only` (and their engine groups)."""
-    missing = [name for name in only if name not in {r.get("name") for r in meta.get("runs", [])}]
+    have = {r.get("name") for r in meta.get("runs", [])}
+    missing = [name for name in only if name not in have]
     if missing:
         raise ValueError(f"{part} has no run {', '.join(missing)}")
     engines = [{**e, "runs": [r for r in e.get("runs", []) if r in only]} for e in meta.get("engines", [])]
