@@ -14,9 +14,10 @@ with `--runs`, the parts hold the same problems and different runs, and the join
 `--only RUN` (repeatable) joins just those runs of every part: a run measured on some problems beside runs that
 were not measured on the others.
 
-Per-problem ratios (speedups, the achieved fraction of the ceiling) compare runs of one problem, hence of one
-part and one machine; latencies pooled over parts from different machines are only as comparable as the
-machines, so the joined meta.json lists every part (command, machine, start, problems) and the report prints it.
+Latencies pooled over parts from different machines are only as comparable as the machines, and so are the
+per-problem ratios (speedups) of runs joined with `--runs` from parts measured on different machines: the joined
+meta.json lists every part (command, machine, start, problems; a joined part by its own parts), and the report
+prints them and names the problems whose runs cross machines.
 """
 
 from __future__ import annotations
@@ -46,10 +47,14 @@ def _identity(meta: dict[str, Any], *, with_runs: bool = True) -> dict[str, Any]
     return {"runs": runs, **same}
 
 
-def _part(part: Path, meta: dict[str, Any], problems: list[str]) -> dict[str, Any]:
-    return {"dir": str(part), "command": meta.get("command"), "started_at": meta.get("started_at"),
-            "machine": meta.get("machine"), "git": meta.get("git"), "status": meta.get("status"),
-            "problems": problems}
+def _parts(part: Path, meta: dict[str, Any], problems: list[str]) -> list[dict[str, Any]]:
+    """The joined meta's entries for `part`: the part itself, or, if it is a join, its own parts (so a join of
+    joins still names every part's machine), each with the problems it holds among `problems`."""
+    inner = meta.get("parts") or [{"dir": str(part), "command": meta.get("command"),
+                                   "started_at": meta.get("started_at"), "machine": meta.get("machine"),
+                                   "git": meta.get("git"), "status": meta.get("status"), "problems": problems}]
+    entries = [{**p, "problems": [pid for pid in p.get("problems", []) if pid in problems]} for p in inner]
+    return [p for p in entries if p["problems"]]
 
 
 def _only_runs(meta: dict[str, Any], only: Sequence[str], part: Path) -> dict[str, Any]:
@@ -90,27 +95,28 @@ def combine_runs(parts: Sequence[Path], out: Path, *, by_runs: bool = False,
         differ = sorted(k for k, v in _identity(meta, with_runs=not by_runs).items() if v != first[k])
         if differ:
             raise ValueError(f"{part} is not a part of the same benchmark as {parts[0]}: {', '.join(differ)} differ")
-    records, owner, infos = [], {}, []
+    records, owner, measured, entries = [], {}, [], []
     for part, meta in zip(parts, metas, strict=True):
         mine = [r for r in read_records(part) if not only or r.run in only]
         problems = list(dict.fromkeys(r.problem_id for r in mine))
-        if by_runs and infos and set(problems) != set(infos[0]["problems"]):
-            raise ValueError(f"{part} measured other problems than {parts[0]}: {problems} vs {infos[0]['problems']}")
+        if by_runs and measured and set(problems) != set(measured[0]):
+            raise ValueError(f"{part} measured other problems than {parts[0]}: {problems} vs {measured[0]}")
         for key in dict.fromkeys(r.run for r in mine) if by_runs else problems:
             if key in owner:
                 raise ValueError(f"{'run' if by_runs else 'problem'} {key} is in both {owner[key]} and {part}")
             owner[key] = part
         records += mine
-        infos.append(_part(part, meta, problems))
+        measured.append(problems)
+        entries += _parts(part, meta, problems)
     out.mkdir(parents=True)
     write_records(out, records)
     full_order = [pid for m in metas for pid in m.get("dataset", {}).get("problem_ids", [])]
     order = {pid: i for i, pid in enumerate(dict.fromkeys(full_order))}
-    problems = sorted({pid for info in infos for pid in info["problems"]}, key=lambda pid: order.get(pid, len(order)))
+    problems = sorted({pid for pids in measured for pid in pids}, key=lambda pid: order.get(pid, len(order)))
     options = [*(["--runs"] if by_runs else []), *(f"--only {name}" for name in only or [])]
     command = " ".join(["python -m benchmarks.combine", *options, str(out), *map(str, parts)])
     joined_meta = {k: [x for m in metas for x in m.get(k, [])] for k in ("runs", "engines")} if by_runs else {}
-    meta = {**metas[0], **joined_meta, "name": out.name, "command": command, "parts": infos, "records": len(records),
+    meta = {**metas[0], **joined_meta, "name": out.name, "command": command, "parts": entries, "records": len(records),
             "errors": sum(m.get("errors") or 0 for m in metas),
             "status": "complete" if all(m.get("status") == "complete" for m in metas) else "incomplete parts",
             "dataset": {**metas[0].get("dataset", {}), "problem_ids": problems, "select": None}}

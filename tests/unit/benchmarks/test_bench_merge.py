@@ -133,6 +133,25 @@ def test_combine_only_joins_the_named_runs_of_every_part(tmp_path):
         combine_runs([both, first], tmp_path / "out2", only=["agree"])
 
 
+def test_a_join_of_joins_names_every_machine_and_the_problems_whose_runs_cross_machines(tmp_path):
+    """Runs added to problems first measured in two chunks on two machines: the side-by-side join keeps the chunks'
+    machines (not the first chunk's for all) and the report names the problems whose ratios cross machines."""
+    chunks = [_part(tmp_path / name, pids, f"bench {name}", cpu=cpu, runs=("target",))
+              for name, pids, cpu in (("a", ["p0", "p1"], "cpu-a"), ("b", ["p2"], "cpu-b"))]
+    combine_runs(chunks, tmp_path / "target")
+    added = _part(tmp_path / "c", ["p0", "p1", "p2"], "bench only=[first]", cpu="cpu-b", runs=("first",))
+    combine_runs([tmp_path / "target", added], tmp_path / "out", by_runs=True)
+    parts = read_meta(tmp_path / "out")["parts"]
+    assert [(p["command"], p["machine"]["cpu"], p["problems"]) for p in parts] == [
+        ("bench a", "cpu-a", ["p0", "p1"]), ("bench b", "cpu-b", ["p2"]),
+        ("bench only=[first]", "cpu-b", ["p0", "p1", "p2"])]
+    report = render_run_dir(tmp_path / "out", plots=False)
+    assert "- Machine: the parts ran on different machines (cpu-a; cpu-b)" in report
+    assert "the runs of 2 problems ran on different machines, so their ratios (speedups) cross machines: p0, p1" \
+        in report
+    assert "different machines" not in render_run_dir(chunks[0], plots=False)
+
+
 def test_redo_completes_a_run_cut_short(tmp_path):
     """The base run was stopped before draft on p1; the redo sends just that request."""
     base = _run_dir(tmp_path / "base", [record("target", "p0", latency=4.0), record("draft", "p0", latency=2.0),
