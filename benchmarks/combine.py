@@ -11,8 +11,8 @@ with `--runs`, the parts hold the same problems and different runs, and the join
 
     python -m benchmarks.combine --runs OUT_DIR MEASURED_DIR ADDED_DIR
 
-`--only RUN` (repeatable) joins just those runs of every part: a run measured on some problems beside runs that
-were not measured on the others.
+`--only RUN` (repeatable) joins just those runs, from the parts that have them: a run measured on some problems
+beside runs that were not measured on the others, or, with `--runs`, one run from each of two parts.
 
 Latencies pooled over parts from different machines are only as comparable as the machines, and so are the
 per-problem ratios (speedups) of runs joined with `--runs` from parts measured on different machines: the joined
@@ -58,11 +58,9 @@ def _parts(part: Path, meta: dict[str, Any], problems: list[str]) -> list[dict[s
 
 
 def _only_runs(meta: dict[str, Any], only: Sequence[str], part: Path) -> dict[str, Any]:
-    """The meta with just the runs named in `only` (and their engine groups)."""
-    have = {r.get("name") for r in meta.get("runs", [])}
-    missing = [name for name in only if name not in have]
-    if missing:
-        raise ValueError(f"{part} has no run {', '.join(missing)}")
+    """The meta with just the runs named in `only` that the part has (and their engine groups)."""
+    if not any(r.get("name") in only for r in meta.get("runs", [])):
+        raise ValueError(f"{part} has none of the runs {', '.join(only)}")
     engines = [{**e, "runs": [r for r in e.get("runs", []) if r in only]} for e in meta.get("engines", [])]
     return {**meta, "runs": [r for r in meta.get("runs", []) if r.get("name") in only],
             "engines": [e for e in engines if e["runs"]]}
@@ -71,8 +69,8 @@ def _only_runs(meta: dict[str, Any], only: Sequence[str], part: Path) -> dict[st
 def combine_runs(parts: Sequence[Path], out: Path, *, by_runs: bool = False,
                  only: Sequence[str] | None = None) -> list[str]:
     """Write `out` (records and meta) = the records of every part, which must hold disjoint problems of one
-    benchmark; or, `by_runs`, the same problems and disjoint runs of it. `only` keeps just those runs of every
-    part (each must have them). The joined meta is named after `out` and records the combine command; each part
+    benchmark; or, `by_runs`, the same problems and disjoint runs of it. `only` keeps just those runs, from the
+    parts that have them. The joined meta is named after `out` and records the combine command; each part
     keeps its own.
 
     Returns:
@@ -80,8 +78,8 @@ def combine_runs(parts: Sequence[Path], out: Path, *, by_runs: bool = False,
 
     Raises:
         ValueError: fewer than two parts, parts of different benchmarks (the differing key is named), a problem
-            in two parts (`by_runs`: a run in two parts, or parts with other problems), a part without a run of
-            `only`, or `out` already exists.
+            in two parts (`by_runs`: a run in two parts, or parts with other problems), a run of `only` that no
+            part has or a part with none of them, or `out` already exists.
     """
     if len(parts) < 2:
         raise ValueError("combine needs at least two parts")
@@ -89,6 +87,9 @@ def combine_runs(parts: Sequence[Path], out: Path, *, by_runs: bool = False,
         raise ValueError(f"{out} exists; choose a new folder")
     metas = [read_meta(p) for p in parts]
     if only:
+        have = {r.get("name") for m in metas for r in m.get("runs", [])}
+        if missing := [name for name in only if name not in have]:
+            raise ValueError(f"no part has run {', '.join(missing)}")
         metas = [_only_runs(meta, only, part) for part, meta in zip(parts, metas, strict=True)]
     first = _identity(metas[0], with_runs=not by_runs)
     for part, meta in zip(parts[1:], metas[1:], strict=True):
@@ -132,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", action="store_true",
                         help="the parts hold the same problems and different runs: join them side by side")
     parser.add_argument("--only", action="append", metavar="RUN",
-                        help="join only this run of every part (repeatable; default: every run)")
+                        help="join only this run, from the parts that have it (repeatable; default: every run)")
     args = parser.parse_args(argv)
     problems = combine_runs(args.parts, args.out, by_runs=args.runs, only=args.only)
     print(f"{args.out}: {len(problems)} problems from {len(args.parts)} parts; "

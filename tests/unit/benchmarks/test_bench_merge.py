@@ -129,8 +129,21 @@ def test_combine_only_joins_the_named_runs_of_every_part(tmp_path):
     assert {r.run for r in read_records(tmp_path / "out")} == {"first"} and meta["records"] == 3
     assert [r["name"] for r in meta["runs"]] == ["first"] and meta["engines"] == [{"runs": ["first"]}]
     assert " --only first " in meta["command"]
-    with pytest.raises(ValueError, match="has no run agree"):
+    with pytest.raises(ValueError, match="has none of the runs agree"):
         combine_runs([both, first], tmp_path / "out2", only=["agree"])
+    with pytest.raises(ValueError, match="no part has run agrees"):
+        combine_runs([both, first], tmp_path / "out2", only=["first", "agrees"])
+
+
+def test_combine_only_with_runs_takes_each_run_from_the_part_that_has_it(tmp_path):
+    """The target alone from one part, an early stop from another measured beside other runs: side by side."""
+    measured = _part(tmp_path / "a", ["p0", "p1"], "bench", runs=("target", "ssr"))
+    stops = _part(tmp_path / "b", ["p0", "p1"], "bench only=[first,agree]", runs=("first", "agree"))
+    assert combine_runs([measured, stops], tmp_path / "out", by_runs=True, only=["target", "agree"]) == ["p0", "p1"]
+    meta = read_meta(tmp_path / "out")
+    assert [r["name"] for r in meta["runs"]] == ["target", "agree"] and meta["records"] == 4
+    assert {(r.run, r.problem_id) for r in read_records(tmp_path / "out")} == {
+        (run, pid) for run in ("target", "agree") for pid in ("p0", "p1")}
 
 
 def test_a_join_of_joins_names_every_machine_and_the_problems_whose_runs_cross_machines(tmp_path):
