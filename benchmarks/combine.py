@@ -53,7 +53,8 @@ def _parts(part: Path, meta: dict[str, Any], problems: list[str]) -> list[dict[s
     inner = meta.get("parts") or [{"dir": str(part), "command": meta.get("command"),
                                    "started_at": meta.get("started_at"), "machine": meta.get("machine"),
                                    "git": meta.get("git"), "status": meta.get("status"), "problems": problems}]
-    entries = [{**p, "problems": [pid for pid in p.get("problems", []) if pid in problems]} for p in inner]
+    keep = set(problems)
+    entries = [{**p, "problems": [pid for pid in p.get("problems", []) if pid in keep]} for p in inner]
     return [p for p in entries if p["problems"]]
 
 
