@@ -84,6 +84,18 @@ def check_token_speculation(params: ReasoningParams, target: ModelSpec) -> None:
         raise InvalidRequestError(f"token_speculation: {ENGINE_WIDE_SPECULATION}", field="token_speculation")
 
 
+def check_params(params: ReasoningParams, limits: RequestLimits, target: ModelSpec) -> None:
+    """Reject params the server cannot honour, before any model runs: the checks every request entry point
+    (the in-process engine, the served ingress) makes on its resolved params.
+
+    Raises:
+        InvalidRequestError: a knob over its cap (`check_limits`), or token_speculation false on a target
+            that speculates on every request (`check_token_speculation`).
+    """
+    check_limits(params, limits)
+    check_token_speculation(params, target)
+
+
 def load_embedder(cfg: EmbeddingVerifierConfig) -> HFEmbedder:
     """Load the embedding step verifier's model.
 
@@ -130,8 +142,7 @@ class Engine:
         """
         question = validate_question(question, self.args.server.limits.prompt_chars)
         params = resolve_params(self.args.reasoning, overrides or {})
-        check_limits(params, self.args.server.limits)
-        check_token_speculation(params, self.args.target)
+        check_params(params, self.args.server.limits, self.args.target)
         method = get_method(params.method)
         if uses_embedder(method, params):
             method = functools.partial(method, embedder=await self._load_embedder())

@@ -19,7 +19,7 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.schema import DeploymentStatus
 
 from cluster.config.schema import AppArgs, ReasoningParams
-from cluster.engine import check_limits, check_token_speculation, resolve_params, uses_embedder, validate_question
+from cluster.engine import check_params, resolve_params, uses_embedder, validate_question
 from cluster.errors import BackendError, InvalidRequestError, PromptTooLongError, RequestDeadlineError
 from cluster.policies.arms import Arm
 from cluster.policies.truncnorm import ScorePrior, TruncNormal
@@ -185,8 +185,7 @@ class RequestRunner:
             raise InvalidRequestError(str(e), field=field) from e
         defaults = await self.defaults()
         params = await self._with_arm(defaults, resolve_params(defaults, knobs), knobs)
-        check_limits(params, limits)
-        check_token_speculation(params, self._target)
+        check_params(params, limits, self._target)
         tokens = await self._verifier.count_tokens(question)
         if tokens > limits.prompt_tokens:
             raise PromptTooLongError(tokens, limits.prompt_tokens, field=field, limit="server.limits.prompt_tokens")
