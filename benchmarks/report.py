@@ -61,8 +61,9 @@ def _mixed_machines(parts: Sequence[dict[str, Any]]) -> str | None:
     per-problem ratios of problems whose runs came from parts on different machines (a `--runs` join)."""
     cpus: dict[str, set[str]] = {}
     for part in parts:
+        cpu = str((part.get("machine") or {}).get("cpu", "?"))
         for pid in part.get("problems", []):
-            cpus.setdefault(pid, set()).add(str((part.get("machine") or {}).get("cpu", "?")))
+            cpus.setdefault(pid, set()).add(cpu)
     machines = sorted(set().union(*cpus.values()))
     if len(machines) < 2:
         return None
