@@ -6,10 +6,11 @@ would have earned on any problem, so a bandit can be replayed on it without new 
 draw a sequence of problems, let the controller's own policy state (`cluster.policies.state.PolicyState`,
 the configured bandit and reward scale) choose an arm for each, and feed it that arm's measured
 target-equivalent tokens and engine seconds. On the same draws every fixed arm is scored too, so the ratio
-to the best fixed arm in hindsight is paired, and repeats over random orders (and EXP3 seeds) give its spread.
+to the best fixed arm in hindsight is paired, and repeats over random orders (and the seeds of EXP3 and Thompson
+sampling) give its spread.
 
     python -m benchmarks.bandit_replay RESULTS_DIR [--config configs/default.yaml configs/controller.yaml]
-        [--horizon 20 50 200] [--repeats 200] [--policy ucb:paper ucb:heuristic exp3]
+        [--horizon 20 50 200] [--repeats 200] [--policy ucb:paper ucb:heuristic exp3 thompson]
 
 A horizon up to the number of measured problems draws a random order without repetition; a longer one draws
 problems with replacement (the measured problems stand for the request distribution). Throughput = Σ tokens /
@@ -36,7 +37,8 @@ from cluster.policies.state import PolicyState
 DEFAULT_CONFIG = ("configs/default.yaml", "configs/controller.yaml")
 POLICIES = {"ucb:paper": {"algorithm": "ucb", "radius": "paper"},
             "ucb:heuristic": {"algorithm": "ucb", "radius": "heuristic"},
-            "exp3": {"algorithm": "exp3"}}
+            "exp3": {"algorithm": "exp3"},
+            "thompson": {"algorithm": "thompson"}}
 
 
 @dataclass(frozen=True, slots=True)

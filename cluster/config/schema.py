@@ -370,14 +370,16 @@ class BanditConfig(StrictModel):
     """BanditSpec over speculation arms (ALGORITHMS.md §4); reward = normalised target-equivalent tokens/s."""
 
     arms: list[ArmSpec] = Field(min_length=1, description="The arms; names must be unique.")
-    algorithm: Literal["ucb", "exp3"] = Field("ucb", description="UCB (stochastic) or EXP3 (adversarial).")
+    algorithm: Literal["ucb", "exp3", "thompson"] = Field(
+        "ucb", description="UCB (stochastic), EXP3 (adversarial) or Gaussian Thompson sampling (stochastic, "
+                           "no exploration constant).")
     radius: Literal["paper", "heuristic"] = Field(
         "paper", description="UCB confidence radius: BanditSpec's anytime radius or the reference code's "
                              "sqrt(c·ln t / n_i).")
     delta: float = Field(0.05, gt=0, lt=1, description="UCB paper radius: confidence parameter δ.")
     exploration: float = Field(2.0, gt=0, description="UCB heuristic radius: exploration weight c.")
     warmup_rounds: int = Field(1, ge=1, description="UCB: pulls of every arm before the radius decides.")
-    seed: int = Field(0, description="EXP3: RNG seed.")
+    seed: int = Field(0, description="EXP3 and Thompson sampling: RNG seed.")
     reward_ref_tokens_per_s: float | None = Field(
         None, gt=0, description="Throughput worth reward 1 (None = the highest seen so far).")
 

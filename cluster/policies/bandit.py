@@ -1,4 +1,4 @@
-"""UCB and EXP3 over speculation arms (BanditSpec, ALGORITHMS.md §4): pure, seeded state machines.
+"""UCB, EXP3 and Thompson sampling over speculation arms (BanditSpec, ALGORITHMS.md §4): pure, seeded state machines.
 
 Rewards are in [0, 1] (see `reward.ThroughputReward`), so BanditSpec's reward width L is 1 here and
 EXP3's loss is 1 − r (the paper's (L+1−Y)/L with r = (Y−1)/L).
@@ -46,9 +46,14 @@ class BanditPolicy(abc.ABC):
     def select(self) -> Arm:
         """The arm to pull next."""
 
-    @abc.abstractmethod
     def leader(self) -> Arm:
-        """The arm the policy currently favours (exploitation only)."""
+        """The arm the policy currently favours (exploitation only): the highest mean, ties to the lower index."""
+        return self.arms[max(range(len(self.arms)), key=self._mean)]
+
+    def _warmup_arm(self, rounds: int) -> Arm | None:
+        """The least-pulled arm while some arm has fewer than `rounds` pulls, else None."""
+        fewest = min(range(len(self.arms)), key=self._pulls.__getitem__)
+        return self.arms[fewest] if self._pulls[fewest] < rounds else None
 
     def _observe(self, i: int, reward: float) -> None:
         """Algorithm-specific bookkeeping of a reward, before the shared counters move."""
@@ -114,6 +119,18 @@ class BanditPolicy(abc.ABC):
                 self._pulls[i], self._reward_sum[i] = int(s["pulls"]), float(s["reward_sum"])
 
 
+def _rng_state(rng: random.Random) -> list[Any]:
+    """`rng`'s state as JSON-safe lists (for a policy's checkpoint)."""
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_rng_state(rng: random.Random, state: Sequence[Any]) -> None:
+    """Restore `_rng_state` output into `rng`."""
+    version, internal, gauss = state
+    rng.setstate((version, tuple(internal), gauss))
+
+
 class UCB(BanditPolicy):
     """UCBSpec: after `warmup_rounds` pulls of every arm, pull argmax_i μ̂_i + cr_i.
 
@@ -149,14 +166,10 @@ class UCB(BanditPolicy):
         return 0.5 * math.sqrt((1 + n) / n**2 * (1 + 2 * log_term))
 
     def select(self) -> Arm:
-        fewest = min(range(len(self.arms)), key=self._pulls.__getitem__)
-        if self._pulls[fewest] < self.warmup_rounds:
-            return self.arms[fewest]
+        if (arm := self._warmup_arm(self.warmup_rounds)) is not None:
+            return arm
         t = self._t + 1
         return self.arms[max(range(len(self.arms)), key=lambda i: self._mean(i) + self.confidence_radius(i, t))]
-
-    def leader(self) -> Arm:
-        return self.arms[max(range(len(self.arms)), key=self._mean)]
 
 
 class EXP3(BanditPolicy):
@@ -203,8 +216,7 @@ class EXP3(BanditPolicy):
         state = super().state_dict()
         for i, a in enumerate(self.arms):
             state["arms"][a.name]["loss"] = self._loss[i]
-        version, internal, gauss = self.rng.getstate()
-        state["rng"] = [version, list(internal), gauss]
+        state["rng"] = _rng_state(self.rng)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -212,12 +224,70 @@ class EXP3(BanditPolicy):
         for name, s in state["arms"].items():
             if name in self._index:
                 self._loss[self._index[name]] = float(s["loss"])
-        version, internal, gauss = state["rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
+        _set_rng_state(self.rng, state["rng"])
+
+
+class Thompson(BanditPolicy):
+    """Gaussian Thompson sampling: pull the arm whose draw from the posterior of its mean reward is highest.
+
+    Each arm's rewards are taken as normal with unknown mean and variance; under the uninformative
+    Normal-Gamma prior the posterior of the mean after n ≥ 2 rewards is Student-t with n − 1 degrees of
+    freedom, centred on the sample mean with scale s/√n (s² the unbiased sample variance). Every arm is
+    pulled twice first (the posterior needs two rewards). No exploration constant: an arm whose rewards
+    barely vary is settled after a few pulls, which is what BanditSpec's fixed radius cannot do when the
+    arms' gaps are small against the reward range (an arm whose rewards so far are all equal has scale 0
+    and competes with its mean alone). The RNG is injected and part of the checkpointed state.
+    """
+
+    kind = "thompson"
+    warmup_rounds = 2
+
+    def __init__(self, arms: Sequence[Arm], *, rng: random.Random) -> None:
+        super().__init__(arms)
+        self.rng = rng
+        self._square_sum = [0.0] * len(self.arms)  # Σ r², for the sample variance
+
+    def _observe(self, i: int, reward: float) -> None:
+        self._square_sum[i] += reward * reward
+
+    def rescale_rewards(self, factor: float) -> None:
+        super().rescale_rewards(factor)
+        self._square_sum = [q * factor * factor for q in self._square_sum]
+
+    def posterior_scale(self, i: int) -> float:
+        """s/√n of arm i, the Student-t posterior's scale (n ≥ 2 pulls)."""
+        n = self._pulls[i]
+        variance = max(self._square_sum[i] - self._reward_sum[i] ** 2 / n, 0.0) / (n - 1)
+        return math.sqrt(variance / n)
+
+    def _draw(self, i: int) -> float:
+        dof = self._pulls[i] - 1
+        student_t = self.rng.gauss(0.0, 1.0) / math.sqrt(self.rng.gammavariate(dof / 2, 2.0) / dof)
+        return self._mean(i) + self.posterior_scale(i) * student_t
+
+    def select(self) -> Arm:
+        if (arm := self._warmup_arm(self.warmup_rounds)) is not None:
+            return arm
+        draws = [self._draw(i) for i in range(len(self.arms))]
+        return self.arms[max(range(len(self.arms)), key=draws.__getitem__)]
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        for i, a in enumerate(self.arms):
+            state["arms"][a.name]["square_sum"] = self._square_sum[i]
+        state["rng"] = _rng_state(self.rng)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        for name, s in state["arms"].items():
+            if name in self._index:
+                self._square_sum[self._index[name]] = float(s["square_sum"])
+        _set_rng_state(self.rng, state["rng"])
 
 
 def make_bandit(algorithm: str, arms: Sequence[Arm], *, seed: int | None = 0, **params: Any) -> BanditPolicy:
-    """The policy called `algorithm` ("ucb" or "exp3") over `arms`; `params` go to its constructor.
+    """The policy called `algorithm` ("ucb", "exp3" or "thompson") over `arms`; `params` go to its constructor.
 
     Raises:
         ValueError: unknown algorithm (the message lists the valid ones).
@@ -226,4 +296,6 @@ def make_bandit(algorithm: str, arms: Sequence[Arm], *, seed: int | None = 0, **
         return UCB(arms, **params)
     if algorithm == "exp3":
         return EXP3(arms, rng=random.Random(seed), **params)
-    raise ValueError(f"Unknown bandit algorithm {algorithm!r}; valid: ['exp3', 'ucb']")
+    if algorithm == "thompson":
+        return Thompson(arms, rng=random.Random(seed), **params)
+    raise ValueError(f"Unknown bandit algorithm {algorithm!r}; valid: ['exp3', 'thompson', 'ucb']")

@@ -17,7 +17,7 @@ def target_equivalent_tokens(result: ReasoningResult) -> int:
 
 
 class ThroughputReward:
-    """r = min(1, (tokens / seconds) / ref), the reward UCB and EXP3 need bounded in [0, 1].
+    """r = min(1, (tokens / seconds) / ref), the reward the bandits need bounded in [0, 1].
 
     `ref` is the throughput worth reward 1. Fixed (`ref_tokens_per_s`): set it at or above the fastest
     arm's usual throughput so clipping is rare (clipping hides differences between arms above `ref`).

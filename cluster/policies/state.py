@@ -26,8 +26,8 @@ def build_bandit(cfg: ControllerConfig) -> BanditPolicy | None:
     if b is None:
         return None
     arms = [Arm(a.name, dict(a.knobs)) for a in b.arms]
-    if b.algorithm == "exp3":
-        return make_bandit("exp3", arms, seed=b.seed)
+    if b.algorithm in ("exp3", "thompson"):
+        return make_bandit(b.algorithm, arms, seed=b.seed)
     return make_bandit("ucb", arms, radius=b.radius, delta=b.delta, exploration=b.exploration,
                        warmup_rounds=b.warmup_rounds)
 

@@ -62,12 +62,13 @@ def test_the_exploration_bound_pulls_every_arm_once_then_the_best():
     assert explore_once_bound(table, ["p0", "p1", "p2", "p3"]) == pytest.approx((160 / 28) / 10.0)
 
 
-def test_exp3_replay_is_seeded():
-    records = [_pinned(a, f"p{i}", step_s=s) for i in range(3) for a, s in (("slow", 2.0), ("fast", 1.0))]
+@pytest.mark.parametrize("algorithm", ["exp3", "thompson"])
+def test_randomised_replays_are_seeded(algorithm):
+    records = [_pinned(a, f"p{i}", step_s=s + 0.1 * i) for i in range(3) for a, s in (("slow", 2.0), ("fast", 1.0))]
     table = outcome_table(records, ["slow", "fast"])
     sequence = ["p0", "p1", "p2"] * 10
-    first, again = (replay(_controller("exp3"), table, sequence) for _ in range(2))
-    assert first.pulls == again.pulls
+    first, again = (replay(_controller(algorithm), table, sequence) for _ in range(2))
+    assert first.pulls == again.pulls and first.pulls["fast"] > first.pulls["slow"]
 
 
 def test_the_command_replays_the_configured_arms(tmp_path, capsys):
@@ -76,8 +77,10 @@ def test_the_command_replays_the_configured_arms(tmp_path, capsys):
     live = [record("bandit-step", f"p{i}", latency=8.0, outcomes=[TARGET] * 4, knobs={"bandit_granularity": "step"},
                    draft_s=0.0, judge_s=0.0, target_s=2.0) for i in range(2)]
     write_records(tmp_path, records + live + [record("bon", "p0", latency=1.0, knobs={"method": "best_of_n"})])
-    assert main([str(tmp_path), "--horizon", "4", "30", "--repeats", "5", "--policy", "ucb:paper", "exp3"]) == 0
+    assert main([str(tmp_path), "--horizon", "4", "30", "--repeats", "5", "--policy", "ucb:paper", "exp3",
+                 "thompson"]) == 0
     out = capsys.readouterr().out
     assert "| specreason-t5 | 10.00 | 0/4 |" in out and "| no-spec | 3.33 | 4/4 |" in out
-    assert out.count("| ucb:paper |") == 2 and out.count("| exp3 |") == 2 and out.count("| bound:") == 2
+    assert out.count("| ucb:paper |") == 2 and out.count("| exp3 |") == 2 and out.count("| thompson |") == 2
+    assert out.count("| bound:") == 2
     assert "| bandit-step | 2 | 5.00 | 0.50 (specreason-t5) | 2/2 |" in out and "| bon |" not in out

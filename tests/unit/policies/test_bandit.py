@@ -1,4 +1,5 @@
-"""UCB and EXP3 on synthetic arms with known means: sub-linear regret, the best arm dominates, state round-trips."""
+"""UCB, EXP3 and Thompson sampling on synthetic arms with known means: sub-linear regret, the best arm dominates,
+state round-trips."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import random
 import pytest
 
 from cluster.policies.arms import NO_SPECULATION, Arm, check_arms
-from cluster.policies.bandit import EXP3, UCB, BanditPolicy, make_bandit
+from cluster.policies.bandit import EXP3, UCB, BanditPolicy, Thompson, make_bandit
 
 ARMS = (NO_SPECULATION, Arm("spec-tau7", {"method": "specreason", "threshold": 7.0}),
         Arm("spec-tau5", {"method": "specreason", "threshold": 5.0}))
@@ -22,7 +23,7 @@ SEEDS = range(4)
 
 def policies(seed: int) -> dict[str, BanditPolicy]:
     return {"ucb-paper": UCB(ARMS), "ucb-heuristic": UCB(ARMS, radius="heuristic", warmup_rounds=2),
-            "exp3": EXP3(ARMS, rng=random.Random(seed))}
+            "exp3": EXP3(ARMS, rng=random.Random(seed)), "thompson": Thompson(ARMS, rng=random.Random(seed))}
 
 
 def play(policy: BanditPolicy, rounds: int, seed: int) -> list[float]:
@@ -37,7 +38,7 @@ def play(policy: BanditPolicy, rounds: int, seed: int) -> list[float]:
     return regret
 
 
-@pytest.mark.parametrize("name", ["ucb-paper", "ucb-heuristic", "exp3"])
+@pytest.mark.parametrize("name", ["ucb-paper", "ucb-heuristic", "exp3", "thompson"])
 def test_regret_is_sublinear_and_the_best_arm_dominates(name):
     """Regret over 4T rounds is well under 4× the regret over T (linear growth would be 4×, √T growth 2×)."""
     at_t = at_4t = 0.0
@@ -75,6 +76,28 @@ def test_paper_radius_matches_the_formula_and_shrinks():
     assert ucb.confidence_radius(0, t) < expected
 
 
+def test_thompson_pulls_every_arm_twice_then_samples_a_student_t_posterior():
+    """The posterior scale is s/√n with s² the unbiased sample variance; a reward rescale scales it alike."""
+    ts = Thompson(ARMS, rng=random.Random(0))
+    rewards: dict[str, list[float]] = {a.name: [] for a in ARMS}
+    for reward in (0.2, 0.6, 0.4, 0.4, 0.8, 0.6):
+        arm = ts.select()
+        rewards[arm.name].append(reward)
+        ts.update(arm, reward)
+    assert all(len(r) == 2 for r in rewards.values())
+    for i, arm in enumerate(ARMS):
+        r = rewards[arm.name]
+        variance = sum((x - sum(r) / 2) ** 2 for x in r) / (2 - 1)
+        assert ts.posterior_scale(i) == pytest.approx(math.sqrt(variance / 2))
+    before = [ts.posterior_scale(i) for i in range(3)]
+    ts.rescale_rewards(0.5)
+    assert [ts.posterior_scale(i) for i in range(3)] == pytest.approx([s / 2 for s in before])
+    picks = {a.name: 0 for a in ARMS}
+    for _ in range(200):
+        picks[ts.select().name] += 1
+    assert max(picks, key=picks.__getitem__) == ts.leader().name  # draws favour the highest mean
+
+
 def test_exp3_probabilities_favour_low_loss_and_sum_to_one():
     """On-policy play where arm 1 pays 0.9 and the others 0.1: arm 1 becomes the most likely."""
     exp3 = EXP3(ARMS, rng=random.Random(0))
@@ -94,7 +117,7 @@ def test_exp3_refuses_a_pull_it_could_not_have_made():
             exp3.update(ARMS[0], 0.0)
 
 
-@pytest.mark.parametrize("algorithm", ["ucb", "exp3"])
+@pytest.mark.parametrize("algorithm", ["ucb", "exp3", "thompson"])
 def test_state_round_trips_through_json_and_continues_identically(algorithm):
     """A restored policy (checkpoint → JSON → new object) makes the same choices as the original."""
     original = make_bandit(algorithm, ARMS, seed=3)
@@ -133,7 +156,7 @@ def test_bad_input_fails_fast():
     with pytest.raises(ValueError, match="duplicate"):
         check_arms([ARMS[0], ARMS[0]])
     with pytest.raises(ValueError, match="valid"):
-        make_bandit("thompson", ARMS)
+        make_bandit("softmax", ARMS)
     with pytest.raises(ValueError, match="radius"):
         UCB(ARMS, radius="wide")  # type: ignore[arg-type]
 

@@ -23,7 +23,7 @@ def config(tmp_path, **bandit) -> ControllerConfig:
                             checkpoint_interval_s=0)
 
 
-@pytest.mark.parametrize("algorithm", ["ucb", "exp3"])
+@pytest.mark.parametrize("algorithm", ["ucb", "exp3", "thompson"])
 def test_checkpoint_restores_pulls_rewards_and_prior(tmp_path, algorithm):
     state = PolicyState(config(tmp_path, algorithm=algorithm))
     assert not state.restored
