@@ -16,8 +16,9 @@ beside runs that were not measured on the others, or, with `--runs`, one run fro
 
 Latencies pooled over parts from different machines are only as comparable as the machines, and so are the
 per-problem ratios (speedups) of runs joined with `--runs` from parts measured on different machines: the joined
-meta.json lists every part (command, machine, start, problems; a joined part by its own parts), and the report
-prints them and names the problems whose runs cross machines.
+meta.json lists every part (command, machine, start, problems; a joined part by its own parts), its own `machine`
+is null when the parts' CPUs differ, and the report prints the parts and names the problems whose runs cross
+machines.
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ def combine_runs(parts: Sequence[Path], out: Path, *, by_runs: bool = False,
     options = [*(["--runs"] if by_runs else []), *(f"--only {name}" for name in only or [])]
     command = " ".join(["python -m benchmarks.combine", *options, str(out), *map(str, parts)])
     joined_meta = {k: [x for m in metas for x in m.get(k, [])] for k in ("runs", "engines")} if by_runs else {}
-    meta = {**metas[0], **joined_meta, "name": out.name, "command": command, "parts": entries, "records": len(records),
+    cpus = {str((e.get("machine") or {}).get("cpu")) for e in entries}
+    meta = {**metas[0], **joined_meta, "machine": metas[0].get("machine") if len(cpus) == 1 else None,
+            "name": out.name, "command": command, "parts": entries, "records": len(records),
             "errors": sum(m.get("errors") or 0 for m in metas),
             "status": "complete" if all(m.get("status") == "complete" for m in metas) else "incomplete parts",
             "dataset": {**metas[0].get("dataset", {}), "problem_ids": problems, "select": None}}

