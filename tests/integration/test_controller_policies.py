@@ -1,7 +1,8 @@
 """The Controller's policies over real HTTP on the tiny models: the bandit hands out arms and learns (per request
 and per step), pinning bypasses it, its checkpoint survives a controller restart, and best_of_n / ssr answer.
 
-Layout: one app for the module with two arms and a checkpoint written on every report (interval 0).
+Layout: one app for the module with two arms, Thompson sampling (the shipped controller configs' bandit; UCB and
+EXP3 are covered by the unit tests) and a checkpoint written on every report (interval 0).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def checkpoint(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def http(serve_instance, tiny_model_dirs, checkpoint) -> httpx.Client:
     cfg = tiny_app_config(tiny_model_dirs, APP)
-    cfg["controller"] = {"bandit": {"arms": ARMS, "algorithm": "ucb"}, "checkpoint_path": checkpoint,
+    cfg["controller"] = {"bandit": {"arms": ARMS, "algorithm": "thompson"}, "checkpoint_path": checkpoint,
                          "checkpoint_interval_s": 0}
     serve.run(build_app(cfg), name=APP, route_prefix="/", logging_config=NO_ACCESS_LOG)
     with httpx.Client(base_url=serve_instance.url, timeout=120) as client:
@@ -54,7 +55,7 @@ def pulls(http: httpx.Client) -> dict[str, int]:
 
 def test_the_bandit_hands_out_arms_and_learns(http):
     arms = [reason(http)["arm"] for _ in range(3)]
-    assert set(arms) == {"spec-low", "target-only"}  # UCB's warm-up pulls every arm first
+    assert set(arms) == {"spec-low", "target-only"}  # the warm-up pulls every arm twice first
     counts = wait_for(lambda: pulls(http), lambda p: sum(p.values()) == 3)
     stats = http.get("/v1/stats").json()["policy"]["bandit"]
     assert counts["spec-low"] >= 1 and all(a["mean_reward"] is not None for a in stats["arms"].values())
