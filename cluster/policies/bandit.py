@@ -34,6 +34,7 @@ class BanditPolicy(abc.ABC):
     """
 
     kind: ClassVar[str]
+    rng: random.Random | None = None  # randomised policies inject one; it is part of the checkpoint
 
     def __init__(self, arms: Sequence[Arm]) -> None:
         self.arms = check_arms(arms)
@@ -57,6 +58,13 @@ class BanditPolicy(abc.ABC):
 
     def _observe(self, i: int, reward: float) -> None:
         """Algorithm-specific bookkeeping of a reward, before the shared counters move."""
+
+    def _arm_state(self, i: int) -> dict[str, float]:
+        """Algorithm-specific numbers of arm i for the checkpoint (beside pulls and reward sum)."""
+        return {}
+
+    def _load_arm_state(self, i: int, state: dict[str, Any]) -> None:
+        """Restore `_arm_state(i)` output."""
 
     def update(self, arm: Arm | str, reward: float) -> bool:
         """Record `reward` ∈ [0, 1] for a pull of `arm`; True when the leading arm changed.
@@ -100,9 +108,14 @@ class BanditPolicy(abc.ABC):
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-dict state (JSON-safe) for checkpoints; hyperparameters come from the config, not from here."""
-        return {"kind": self.kind, "t": self._t,
-                "arms": {a.name: {"pulls": self._pulls[i], "reward_sum": self._reward_sum[i]}
-                         for i, a in enumerate(self.arms)}}
+        state: dict[str, Any] = {
+            "kind": self.kind, "t": self._t,
+            "arms": {a.name: {"pulls": self._pulls[i], "reward_sum": self._reward_sum[i], **self._arm_state(i)}
+                     for i, a in enumerate(self.arms)}}
+        if self.rng is not None:
+            version, internal, gauss = self.rng.getstate()
+            state["rng"] = [version, list(internal), gauss]
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict()` output. Arms absent from `state` start fresh; arms no longer configured are dropped.
@@ -117,18 +130,10 @@ class BanditPolicy(abc.ABC):
             if name in self._index:
                 i = self._index[name]
                 self._pulls[i], self._reward_sum[i] = int(s["pulls"]), float(s["reward_sum"])
-
-
-def _rng_state(rng: random.Random) -> list[Any]:
-    """`rng`'s state as JSON-safe lists (for a policy's checkpoint)."""
-    version, internal, gauss = rng.getstate()
-    return [version, list(internal), gauss]
-
-
-def _set_rng_state(rng: random.Random, state: Sequence[Any]) -> None:
-    """Restore `_rng_state` output into `rng`."""
-    version, internal, gauss = state
-    rng.setstate((version, tuple(internal), gauss))
+                self._load_arm_state(i, s)
+        if self.rng is not None:
+            version, internal, gauss = state["rng"]
+            self.rng.setstate((version, tuple(internal), gauss))
 
 
 class UCB(BanditPolicy):
@@ -212,19 +217,11 @@ class EXP3(BanditPolicy):
                              "would never make")
         self._loss[i] += (1.0 - reward) / p
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        for i, a in enumerate(self.arms):
-            state["arms"][a.name]["loss"] = self._loss[i]
-        state["rng"] = _rng_state(self.rng)
-        return state
+    def _arm_state(self, i: int) -> dict[str, float]:
+        return {"loss": self._loss[i]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        for name, s in state["arms"].items():
-            if name in self._index:
-                self._loss[self._index[name]] = float(s["loss"])
-        _set_rng_state(self.rng, state["rng"])
+    def _load_arm_state(self, i: int, state: dict[str, Any]) -> None:
+        self._loss[i] = float(state["loss"])
 
 
 class Thompson(BanditPolicy):
@@ -271,19 +268,11 @@ class Thompson(BanditPolicy):
         draws = [self._draw(i) for i in range(len(self.arms))]
         return self.arms[max(range(len(self.arms)), key=draws.__getitem__)]
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        for i, a in enumerate(self.arms):
-            state["arms"][a.name]["square_sum"] = self._square_sum[i]
-        state["rng"] = _rng_state(self.rng)
-        return state
+    def _arm_state(self, i: int) -> dict[str, float]:
+        return {"square_sum": self._square_sum[i]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        for name, s in state["arms"].items():
-            if name in self._index:
-                self._square_sum[self._index[name]] = float(s["square_sum"])
-        _set_rng_state(self.rng, state["rng"])
+    def _load_arm_state(self, i: int, state: dict[str, Any]) -> None:
+        self._square_sum[i] = float(state["square_sum"])
 
 
 def make_bandit(algorithm: str, arms: Sequence[Arm], *, seed: int | None = 0, **params: Any) -> BanditPolicy:
