@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.records import read_meta, read_records, write_meta, write_records
+from benchmarks.records import meta_cpu, read_meta, read_records, write_meta, write_records
 
 # What must agree between parts: the same benchmark, only the problems differ. Runs are compared as configured
 # (name, knobs, app overrides), not as resolved: a default added to ReasoningParams between parts is no change;
@@ -119,8 +119,8 @@ def combine_runs(parts: Sequence[Path], out: Path, *, by_runs: bool = False,
     options = [*(["--runs"] if by_runs else []), *(f"--only {name}" for name in only or [])]
     command = " ".join(["python -m benchmarks.combine", *options, str(out), *map(str, parts)])
     joined_meta = {k: [x for m in metas for x in m.get(k, [])] for k in ("runs", "engines")} if by_runs else {}
-    cpus = {str((e.get("machine") or {}).get("cpu")) for e in entries}
-    meta = {**metas[0], **joined_meta, "machine": metas[0].get("machine") if len(cpus) == 1 else None,
+    one_cpu = len({meta_cpu(e) for e in entries}) == 1
+    meta = {**metas[0], **joined_meta, "machine": metas[0].get("machine") if one_cpu else None,
             "name": out.name, "command": command, "parts": entries, "records": len(records),
             "errors": sum(m.get("errors") or 0 for m in metas),
             "status": "complete" if all(m.get("status") == "complete" for m in metas) else "incomplete parts",

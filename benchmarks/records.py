@@ -141,3 +141,8 @@ def read_meta(run_dir: Path) -> dict[str, Any]:
     """meta.json of a run folder, or {} when there is none (records alone still render)."""
     path = run_dir / META_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def meta_cpu(meta: dict[str, Any]) -> str:
+    """The CPU a run (or a joined meta's part) ran on, "?" when not recorded."""
+    return str((meta.get("machine") or {}).get("cpu", "?"))

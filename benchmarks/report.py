@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.metrics import RunSummary, summarize
-from benchmarks.records import read_meta, read_records
+from benchmarks.records import meta_cpu, read_meta, read_records
 
 REPORT_FILE = "report.md"
 MAX_POSITIONS = 12  # acceptance-by-position table columns (the plot shows every position)
@@ -61,7 +61,7 @@ def _mixed_machines(parts: Sequence[dict[str, Any]]) -> str | None:
     per-problem ratios of problems whose runs came from parts on different machines (a `--runs` join)."""
     cpus: dict[str, set[str]] = {}
     for part in parts:
-        cpu = str((part.get("machine") or {}).get("cpu", "?"))
+        cpu = meta_cpu(part)
         for pid in part.get("problems", []):
             cpus.setdefault(pid, set()).add(cpu)
     machines = sorted(set().union(*cpus.values()))

@@ -265,8 +265,7 @@ class Thompson(BanditPolicy):
     def select(self) -> Arm:
         if (arm := self._warmup_arm(self.warmup_rounds)) is not None:
             return arm
-        draws = [self._draw(i) for i in range(len(self.arms))]
-        return self.arms[max(range(len(self.arms)), key=draws.__getitem__)]
+        return self.arms[max(range(len(self.arms)), key=self._draw)]  # one draw per arm, in order
 
     def _arm_state(self, i: int) -> dict[str, float]:
         return {"square_sum": self._square_sum[i]}
