@@ -25,7 +25,7 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from cluster.errors import BackendError, BackendTimeoutError, BackendUnavailableError, InvalidRequestError
 from cluster.reasoning.interfaces import Drafter, Verifier
-from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore
+from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore, VerdictScore
 from cluster.reasoning.verifiers import Embedder
 
 logger = logging.getLogger(__name__)
@@ -210,6 +210,9 @@ class HandleVerifier(Verifier):
     async def equivalence_steps(self, items: Sequence[tuple[StepContext, str, str]],
                                 delimiter: str) -> list[EquivalenceScore]:
         return await self._remote("equivalence_steps", list(items), delimiter)
+
+    async def verdict_solutions(self, items: Sequence[tuple[str, str]]) -> list[VerdictScore]:
+        return await self._remote("verdict_solutions", list(items))
 
     async def target_steps(self, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
         return await self._remote("target_steps", list(ctxs), params)

@@ -18,9 +18,9 @@ from typing import Any
 from ray import serve
 
 from cluster.backends import ModelBackend, create_backend
-from cluster.backends.roles import equivalence_steps_each, generate_steps_each, score_steps_each
+from cluster.backends.roles import equivalence_steps_each, generate_steps_each, score_steps_each, verdict_solutions_each
 from cluster.config.schema import ModelSpec
-from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore
+from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore, VerdictScore
 from deployments.batching import apply_batching, run_merged, submit
 from deployments.metrics import CallMetrics
 from deployments.watchdog import CallWatchdog
@@ -31,7 +31,8 @@ _BATCH_LOG = 4096  # recent batches kept for `batch_sizes` / `batch_items`
 
 @serve.deployment(name="Verifier")
 class VerifierDeployment:
-    """Scores draft steps, judges step equivalence and writes target steps with the target model.
+    """Scores draft steps, judges step equivalence and whole solutions, and writes target steps with the target
+    model.
 
     Args:
         spec: the target model.
@@ -50,7 +51,8 @@ class VerifierDeployment:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply new batching settings (Serve calls this on a `user_config` change)."""
-        apply_batching(user_config, self._score_batch, self._equivalence_batch, self._target_batch)
+        apply_batching(user_config, self._score_batch, self._equivalence_batch, self._verdict_batch,
+                       self._target_batch)
 
     async def score_steps(self, items: Sequence[tuple[StepContext, str]], delimiter: str) -> list[StepScore]:
         """0–9 scores of candidate steps (see `Verifier.score_steps`)."""
@@ -62,6 +64,10 @@ class VerifierDeployment:
         """P(aligned) of each step pair (see `Verifier.equivalence_steps`)."""
         call = [(ctx, a, b, delimiter) for ctx, a, b in items]
         return await submit(self._backend, call, self._equivalence_batch, self._equivalence)
+
+    async def verdict_solutions(self, items: Sequence[tuple[str, str]]) -> list[VerdictScore]:
+        """P(yes) that each (question, solution) ends with the correct answer (see `Verifier.verdict_solutions`)."""
+        return await submit(self._backend, list(items), self._verdict_batch, self._verdict)
 
     async def target_steps(self, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
         """The target's next step after each context (see `Verifier.target_steps`)."""
@@ -80,6 +86,10 @@ class VerifierDeployment:
         return await self._equivalence(calls)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _verdict_batch(self, calls: list[list[tuple[str, str]]]) -> list[Any]:
+        return await self._verdict(calls)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _target_batch(self, calls: list[list[tuple[StepContext, StepParams]]]) -> list[Any]:
         return await self._target(calls)
 
@@ -89,6 +99,9 @@ class VerifierDeployment:
     async def _equivalence(self, calls: list[list[tuple[StepContext, str, str, str]]]) -> list[Any]:
         return await self._run_merged("equivalence", calls,
                                       lambda flat: equivalence_steps_each(self._backend, flat))
+
+    async def _verdict(self, calls: list[list[tuple[str, str]]]) -> list[Any]:
+        return await self._run_merged("verdict", calls, lambda flat: verdict_solutions_each(self._backend, flat))
 
     async def _target(self, calls: list[list[tuple[StepContext, StepParams]]]) -> list[Any]:
         return await self._run_merged("target", calls, lambda flat: generate_steps_each(self._backend, flat))
@@ -104,14 +117,15 @@ class VerifierDeployment:
         return split
 
     def batch_sizes(self, op: str | None = None) -> list[int]:
-        """Calls merged per backend call, oldest first (recent batches; `op` = "score", "equivalence" or "target").
+        """Calls merged per backend call, oldest first (recent batches; `op` = "score", "equivalence", "verdict"
+        or "target").
 
         Always 1 on a backend that merges concurrent calls itself (vLLM): each call goes to it alone.
         """
         return [calls for o, calls, _ in self._batches if op is None or o == op]
 
     def batch_items(self, op: str | None = None) -> list[int]:
-        """Items (steps, pairs) per backend call, in the order of `batch_sizes`."""
+        """Items (steps, pairs, solutions) per backend call, in the order of `batch_sizes`."""
         return [items for o, _, items in self._batches if op is None or o == op]
 
     def backend_stats(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from cluster.reasoning.types import (
     StepOutput,
     StepParams,
     StepScore,
+    VerdictScore,
 )
 from cluster.reasoning.verifiers import Embedder
 
@@ -115,7 +116,8 @@ class FnDrafter(Drafter):
 
 class FnVerifier(Verifier):
     """A target whose step depends on the context (`write(ctx)`, taking `delay(ctx)` seconds), with an equivalence
-    judge `aligned(a, b)` -> P(aligned) and a 0–9 judge `score(ctx, candidate)`. Records every call."""
+    judge `aligned(a, b)` -> P(aligned), a 0–9 judge `score(ctx, candidate)` and a solution verdict P(yes) =
+    score(question, solution) / 9. Records every call."""
 
     def __init__(self, write: Callable[[StepContext], StepOutput],
                  delay: Callable[[StepContext], float] = lambda ctx: 0.0,
@@ -127,6 +129,7 @@ class FnVerifier(Verifier):
         self.cancelled: list[StepContext] = []
         self.equivalence_calls: list[list[tuple[StepContext, str, str]]] = []
         self.score_calls: list[list[tuple[StepContext, str]]] = []
+        self.verdict_calls: list[list[tuple[str, str]]] = []
 
     async def target_steps(self, ctxs: Sequence[StepContext], params: StepParams) -> list[StepOutput]:
         self.batches.append(list(ctxs))
@@ -142,6 +145,10 @@ class FnVerifier(Verifier):
                                 delimiter: str) -> list[EquivalenceScore]:
         self.equivalence_calls.append(list(items))
         return [EquivalenceScore(self.aligned(a, b), 1.0) for _, a, b in items]
+
+    async def verdict_solutions(self, items: Sequence[tuple[str, str]]) -> list[VerdictScore]:
+        self.verdict_calls.append(list(items))
+        return [VerdictScore(self.score(StepContext(q), solution) / 9.0, 1.0) for q, solution in items]
 
 
 class ScriptedBackend(ModelBackend):

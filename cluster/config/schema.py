@@ -80,9 +80,10 @@ class BestOfNParams(StrictModel):
     """Best-of-N with OptScale stopping (ALGORITHMS.md §5): candidates come from `method`, scores in [0, 1]."""
 
     method: StepMethodName = Field("specreason", description="Step method that writes each candidate solution.")
-    scorer: Literal["judge", "step_mean"] = Field(
-        "judge", description="Candidate score: the target's 0–9 judge on the final solution, or the mean step "
-                             "score of its trace (process-reward style); divided by 9.")
+    scorer: Literal["judge", "verdict", "step_mean"] = Field(
+        "judge", description="Candidate score in [0, 1]: the target's 0–9 judge on the final solution ÷ 9; its "
+                             "P(yes) that the final answer is correct (verdict); or the mean step score of its "
+                             "trace ÷ 9 (process-reward style).")
     adaptive: bool = Field(True, description="OptScale: stop once N* ≤ candidates scored; False = fixed N = n_max.")
     s_target: float = Field(0.9, gt=0, le=1, description="Score the best candidate should reach.")
     alpha: float = Field(0.05, gt=0, lt=1, description="Allowed probability that the best of N* misses s_target.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
-from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore
+from cluster.reasoning.types import EquivalenceScore, StepContext, StepOutput, StepParams, StepScore, VerdictScore
 
 
 class Drafter(abc.ABC):
@@ -57,6 +57,16 @@ class Verifier(abc.ABC):
             BackendError / BackendUnavailableError: the judge failed or cannot be reached.
         """
         raise NotImplementedError(f"{type(self).__name__} has no step-equivalence judge")
+
+    async def verdict_solutions(self, items: Sequence[tuple[str, str]]) -> list[VerdictScore]:
+        """Judge whether each (question, whole solution) ends with the correct answer, P(yes) from one forward
+        pass each, batched (Best-of-N's `verdict` scorer).
+
+        Raises:
+            NotImplementedError: this verifier has no solution judge (the default).
+            BackendError / BackendUnavailableError: the judge failed or cannot be reached.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no solution verdict judge")
 
     async def score_step(self, ctx: StepContext, candidate: str, delimiter: str) -> StepScore:
         """Score one candidate step."""

@@ -1,5 +1,5 @@
-"""Chat messages for step continuation, the 0–9 step judge (SpecReason's utility prompt) and the step-equivalence
-judge (Lookahead Reasoning's aligned / unaligned question)."""
+"""Chat messages for step continuation, the 0–9 step judge (SpecReason's utility prompt), the step-equivalence
+judge (Lookahead Reasoning's aligned / unaligned question) and the solution verdict (Best-of-N's yes / no)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ EQUIVALENCE_INSTRUCTION = (
     "are unsure, reply [unaligned]."
 )
 EQUIVALENCE_PREFILL = "["
+VERDICT_INSTRUCTION = "Check the solution above. Is its final answer correct? Reply Yes or No."
 
 
 def question_message(ctx: StepContext) -> ChatMessage:
@@ -57,3 +58,13 @@ def equivalence(ctx: StepContext, step_a: str, step_b: str, delimiter: str) -> t
         messages.append(ChatMessage("assistant", join_steps(ctx.steps, delimiter)))
     candidates = f"{EQUIVALENCE_INSTRUCTION}\n\nStep A: {step_a.strip()}\n\nStep B: {step_b.strip()}"
     return [*messages, ChatMessage("user", candidates)], EQUIVALENCE_PREFILL
+
+
+def verdict(question: str, solution: str) -> tuple[list[ChatMessage], str]:
+    """Messages that make a model answer whether `solution` (a whole solution to `question`) ends with the
+    correct answer: its next token begins "Yes" or "No"."""
+    return [
+        question_message(StepContext(question)),
+        ChatMessage("assistant", solution),
+        ChatMessage("user", VERDICT_INSTRUCTION),
+    ], ""

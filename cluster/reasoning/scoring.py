@@ -1,11 +1,11 @@
-"""Reading judge verdicts from a next-token distribution: SpecReason's 0–9 score (greedy and average) and
-Lookahead Reasoning's aligned / unaligned equivalence answer."""
+"""Reading judge verdicts from a next-token distribution: SpecReason's 0–9 score (greedy and average),
+Lookahead Reasoning's aligned / unaligned equivalence answer and Best-of-N's yes / no solution verdict."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cluster.reasoning.types import EquivalenceScore, StepScore
+from cluster.reasoning.types import EquivalenceScore, StepScore, VerdictScore
 
 
 def score_from_distribution(top: Sequence[tuple[str, float]], latency_s: float = 0.0) -> StepScore:
@@ -31,13 +31,23 @@ def score_from_distribution(top: Sequence[tuple[str, float]], latency_s: float =
     return StepScore(greedy=greedy, expected=expected, digit_mass=mass, latency_s=latency_s)
 
 
-def _answer_of(token: str) -> str | None:
-    """Which judge answer a token begins ("aligned" / "unaligned"), or None."""
+def _answer_of(token: str, answers: tuple[str, str]) -> str | None:
+    """Which of `answers` a token begins ("un" → "unaligned", "Yes" → "yes"), or None."""
     t = token.strip().strip("[]").lower()
-    for answer in ("aligned", "unaligned"):
+    for answer in answers:
         if t and (answer.startswith(t) or t.startswith(answer)):
             return answer
     return None
+
+
+def _two_way(top: Sequence[tuple[str, float]], answers: tuple[str, str]) -> tuple[float, float]:
+    """(P(first answer) renormalised over the two, their total mass) from the judge's top first tokens."""
+    mass = dict.fromkeys(answers, 0.0)
+    for text, prob in top:
+        if (answer := _answer_of(text, answers)) is not None:
+            mass[answer] += prob
+    total = mass[answers[0]] + mass[answers[1]]
+    return (mass[answers[0]] / total if total > 0 else 0.0), total
 
 
 def equivalence_from_distribution(top: Sequence[tuple[str, float]], latency_s: float = 0.0) -> EquivalenceScore:
@@ -47,12 +57,20 @@ def equivalence_from_distribution(top: Sequence[tuple[str, float]], latency_s: f
     P(aligned) renormalised over the two answers (0 when neither appears).
 
     Example:
-        >>> equivalence_from_distribution([("aligned", 0.6), ("un", 0.2), ("x", 0.2)]).aligned
+        >>> equivalence_from_distribution([("aligned", 0.375), ("un", 0.125), ("x", 0.5)]).aligned
         0.75
     """
-    mass = {"aligned": 0.0, "unaligned": 0.0}
-    for text, prob in top:
-        if (answer := _answer_of(text)) is not None:
-            mass[answer] += prob
-    total = mass["aligned"] + mass["unaligned"]
-    return EquivalenceScore(mass["aligned"] / total if total > 0 else 0.0, total, latency_s)
+    aligned, total = _two_way(top, ("aligned", "unaligned"))
+    return EquivalenceScore(aligned, total, latency_s)
+
+
+def verdict_from_distribution(top: Sequence[tuple[str, float]], latency_s: float = 0.0) -> VerdictScore:
+    """Turn a solution judge's top first answer tokens into a VerdictScore: P(yes) renormalised over yes / no
+    (case and leading space ignored; 0 when neither appears).
+
+    Example:
+        >>> verdict_from_distribution([("Yes", 0.5), (" yes", 0.25), ("No", 0.125), ("The", 0.125)]).correct
+        0.8571428571428571
+    """
+    correct, total = _two_way(top, ("yes", "no"))
+    return VerdictScore(correct, total, latency_s)

@@ -147,6 +147,22 @@ class EquivalenceScore:
 
 
 @dataclass(frozen=True, slots=True)
+class VerdictScore:
+    """A judge's yes / no verdict on whether a whole solution's final answer is correct, read from its first
+    answer token (a process-reward-style P(correct) for Best-of-N).
+
+    Attributes:
+        correct: P(yes) / (P(yes) + P(no)) over the top tokens (0 when neither appears).
+        answer_mass: probability mass the judge put on either answer (calibration signal).
+        latency_s: wall time of the call that produced it (shared by a batch).
+    """
+
+    correct: float
+    answer_mass: float
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class StepRecord:
     """One step of the trace.
 

@@ -27,12 +27,16 @@ STEP_METHODS = {"target": run_target, "draft": run_draft, "specreason": run_spec
 
 async def score_candidate(result: ReasoningResult, question: str, verifier: Verifier,
                           params: ReasoningParams) -> float:
-    """The candidate's score in [0, 1]: the target's 0–9 judge on the whole solution (read per `score_method`),
-    or the mean step score of its trace (`best_of_n.scorer`), divided by 9. An empty solution scores 0."""
+    """The candidate's score in [0, 1] (`best_of_n.scorer`): the target's 0–9 judge on the whole solution (read
+    per `score_method`) divided by 9; its P(yes) that the solution's final answer is correct (`verdict`); or the
+    mean step score of its trace divided by 9 (`step_mean`). An empty solution scores 0."""
     if not result.text.strip():
         return 0.0
-    if params.best_of_n.scorer == "step_mean":
+    scorer = params.best_of_n.scorer
+    if scorer == "step_mean":
         return min(1.0, mean_step_score(result.steps) / 9.0)
+    if scorer == "verdict":
+        return (await verifier.verdict_solutions([(question, result.text)]))[0].correct
     score = await verifier.score_step(StepContext(question), result.text, params.step_delimiter)
     return min(1.0, max(0.0, score.value(params.score_method) / 9.0))
 
@@ -74,7 +78,7 @@ async def run_best_of_n(question: str, drafter: Drafter, verifier: Verifier, par
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 result, score = task.result()
-                if bon.scorer == "judge" and result.text.strip():
+                if bon.scorer != "step_mean" and result.text.strip():
                     judged += 1
                 sampler.add(result, score)
     finally:

@@ -68,3 +68,11 @@ def test_prior_and_fit_hooks():
 def test_temperature_zero_is_rejected():
     with pytest.raises(ValueError, match="temperature"):
         ReasoningParams(method="best_of_n")
+
+
+def test_verdict_scorer_asks_the_target_about_each_whole_solution():
+    result, verifier = run(params(scorer="verdict", peek=4, n_max=4),
+                           score=lambda ctx, cand: 9.0 if "{1}" in cand else 4.5)
+    assert result.answer == "1" and result.stats.judge_calls == 4 and not verifier.score_calls
+    assert sorted(q for batch in verifier.verdict_calls for q, _ in batch) == ["Q?"] * 4
+    assert sorted(c.score for c in result.candidates) == [0.5, 0.5, 0.5, 1.0]

@@ -98,6 +98,14 @@ async def test_backend_verifier_judges_equivalence_in_one_forward_pass():
     assert len(backend.prompts) == 2 and backend.prompts[0].endswith("<assistant>[")
 
 
+async def test_backend_verifier_reads_a_solution_verdict_as_p_yes():
+    backend = ScriptedBackend([("Yes", 0.6), (" no", 0.2), ("No", 0.2), ("The", 0.1)])
+    scores = await BackendVerifier(backend).verdict_solutions([("Q?", "It is \\boxed{4}.")])
+    assert [s.correct for s in scores] == [pytest.approx(0.6)] and scores[0].answer_mass == pytest.approx(1.0)
+    assert backend.prompts[0].startswith("<user>Q?") and "<assistant>It is \\boxed{4}." in backend.prompts[0]
+    assert backend.prompts[0].endswith(f"<user>{prompts.VERDICT_INSTRUCTION}\n<assistant>")
+
+
 async def test_a_verifier_without_an_equivalence_judge_says_so():
     with pytest.raises(NotImplementedError, match="ScriptedVerifier"):
         await ScriptedVerifier([9.0], [step("x")]).equivalence_steps([(CTX, "a", "b")], "\n\n")
