@@ -97,10 +97,12 @@ def test_checkpoint_survives_a_controller_restart(http, checkpoint):
     assert {n: a["pulls"] for n, a in after["policy"]["bandit"]["arms"].items()} == before
 
 
-def test_best_of_n_over_http(http):
+@pytest.mark.parametrize("scorer", ["judge", "verdict"])
+def test_best_of_n_over_http(http, scorer):
     body = reason(http, method="best_of_n", temperature=0.8,
-                  best_of_n={"method": "draft", "peek": 2, "n_max": 3, "scorer": "judge"})
+                  best_of_n={"method": "draft", "peek": 2, "n_max": 3, "scorer": scorer})
     assert body["method"] == "best_of_n" and 2 <= body["stats"]["samples"] <= 3 and body["arm"] is None
+    assert len(body["candidates"]) == body["stats"]["samples"] and all(0 <= c["score"] <= 1 for c in body["candidates"])
     prior = wait_for(lambda: http.get("/v1/stats").json()["policy"]["optscale_prior"],
                      lambda p: p is not None)
     assert 0 < prior["sigma"]
