@@ -7,8 +7,12 @@ that order gives, for any s_target and α, the samples OptScale would have drawn
 have returned: the paper's own evaluation over pre-generated pools (ALGORITHMS.md §5), paired with fixed N on
 the same pools. The prior is the controller's: fitted online over the problems in record order (or none: MLE).
 
+Scoring order is finish order: with every candidate in flight at once (`best_of_n.parallel` = N) the first scored
+are the shortest solutions, while a live OptScale request draws the first `peek` candidates it launches. The
+candidates are i.i.d., so `--orders R` replays each pool in R seeded random orders instead and averages.
+
     python -m benchmarks.optscale_replay RESULTS_DIR [--run best-of-n-fixed8]
-        [--s-target 0.8 0.85 0.9 0.95] [--alpha 0.05 0.1] [--prior online|none]
+        [--s-target 0.8 0.85 0.9 0.95] [--alpha 0.05 0.1] [--prior online|none] [--orders R]
 
 Samples are scored candidates (a live request also cancels the ones in flight when it stops).
 """
@@ -16,9 +20,10 @@ Samples are scored candidates (a live request also cancels the ones in flight wh
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks.records import ProblemRecord, read_records
@@ -80,28 +85,43 @@ def stop_on(pool: Pool, *, s_target: float, alpha: float, peek: int, prior: Onli
     return Stopped(len(sampler.scores), best_correct(sampler.candidates, pool.expected))
 
 
+def shuffled(found: Sequence[Pool], rng: random.Random) -> list[Pool]:
+    """The pools with each one's candidates in a random order (the problems stay in record order)."""
+    return [replace(p, candidates=tuple(rng.sample(p.candidates, len(p.candidates)))) for p in found]
+
+
 def report(found: Sequence[Pool], *, s_targets: Sequence[float], alphas: Sequence[float], peek: int,
-           online_prior: bool) -> str:
-    """Markdown: fixed N, then OptScale per (s_target, α): samples, their share of fixed N's, accuracy."""
+           online_prior: bool, orders: int = 0) -> str:
+    """Markdown: fixed N, then OptScale per (s_target, α): samples, their share of fixed N's, accuracy.
+
+    `orders` = 0 replays the recorded scoring order; R > 0 replays R random orders of every pool (seed 0) and
+    reports OptScale's means over them (fixed N's pick does not depend on the order, ties aside).
+    """
     n = len(found)
+    rng = random.Random(0)
+    passes = [list(found)] if orders == 0 else [shuffled(found, rng) for _ in range(orders)]
     fixed_samples = sum(len(p.candidates) for p in found)
     fixed_right = sum(best_correct(p.candidates, p.expected) for p in found)
     scores = [c.score for p in found for c in p.candidates]
     lines = [f"Pools: {n} problems, {fixed_samples} candidates; scores mean {statistics.fmean(scores):.3f}, "
-             f"sd {statistics.pstdev(scores):.3f}; peek {peek}; prior {'online' if online_prior else 'none (MLE)'}.",
+             f"sd {statistics.pstdev(scores):.3f}; peek {peek}; prior {'online' if online_prior else 'none (MLE)'}; "
+             f"order: {'as scored' if orders == 0 else f'{orders} random orders per pool (seed 0), means'}.",
              "", "| rule | samples per problem | ÷ fixed N | accuracy | goal (≤ 50% of the samples, equal accuracy) |",
              "|---|---|---|---|---|",
              f"| fixed N | {fixed_samples / n:.2f} | 100% | {fixed_right}/{n} | — |"]
     defaults = OptScaleConfig()
     for s_target in s_targets:
         for alpha in alphas:
-            prior = OnlinePrior(defaults.mu, defaults.sigma, std=defaults.std, weight=defaults.weight) \
-                if online_prior else None
-            runs = [stop_on(p, s_target=s_target, alpha=alpha, peek=peek, prior=prior) for p in found]
-            samples, right = sum(r.samples for r in runs), sum(r.correct for r in runs)
+            samples, right = 0.0, 0.0
+            for ordered in passes:
+                prior = OnlinePrior(defaults.mu, defaults.sigma, std=defaults.std, weight=defaults.weight) \
+                    if online_prior else None
+                runs = [stop_on(p, s_target=s_target, alpha=alpha, peek=peek, prior=prior) for p in ordered]
+                samples += sum(r.samples for r in runs) / len(passes)
+                right += sum(r.correct for r in runs) / len(passes)
             met = "met" if samples <= 0.5 * fixed_samples and right >= fixed_right else "missed"
             lines.append(f"| OptScale s_target {s_target}, α {alpha} | {samples / n:.2f} | "
-                         f"{samples / fixed_samples:.0%} | {right}/{n} | {met} |")
+                         f"{samples / fixed_samples:.0%} | {right:g}/{n} | {met} |")
     return "\n".join(lines)
 
 
@@ -115,15 +135,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--peek", type=int, default=BestOfNParams().peek, help="k (default: %(default)s)")
     parser.add_argument("--prior", choices=["online", "none"], default="online",
                         help="the controller's online prior, or MLE (default: %(default)s)")
+    parser.add_argument("--orders", type=int, default=0,
+                        help="random candidate orders per pool, averaged (default: 0 = the scoring order)")
     args = parser.parse_args(argv)
-    if args.peek < 1 or not all(0 < s <= 1 for s in args.s_target) or not all(0 < a < 1 for a in args.alpha):
-        parser.error("need --peek ≥ 1, 0 < --s-target ≤ 1 and 0 < --alpha < 1")
+    if (args.peek < 1 or args.orders < 0 or not all(0 < s <= 1 for s in args.s_target)
+            or not all(0 < a < 1 for a in args.alpha)):
+        parser.error("need --peek ≥ 1, --orders ≥ 0, 0 < --s-target ≤ 1 and 0 < --alpha < 1")
     try:
         found = pools([r for d in args.run_dirs for r in read_records(d)], args.run)
     except ValueError as e:
         parser.error(str(e))
     print(report(found, s_targets=args.s_target, alphas=args.alpha, peek=args.peek,
-                 online_prior=args.prior == "online"))
+                 online_prior=args.prior == "online", orders=args.orders))
     return 0
 
 

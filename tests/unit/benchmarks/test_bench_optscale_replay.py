@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.optscale_replay import Pool, best_correct, main, pools, stop_on
+from benchmarks.optscale_replay import Pool, best_correct, main, pools, report, stop_on
 from benchmarks.records import write_records
 from cluster.policies.optscale import OnlinePrior
 from cluster.reasoning.types import Candidate
@@ -52,3 +52,14 @@ def test_the_command_replays_the_recorded_pools(tmp_path, capsys):
     assert "| OptScale s_target 0.9, α 0.05 | 5.50 | 69% | 2/2 | missed |" in out
     with pytest.raises(ValueError, match="no-spec"):
         pools([record("no-spec", "p0", latency=1.0)], "no-spec")
+
+
+def test_random_orders_average_over_where_the_best_candidate_lands():
+    last_is_best = [Pool("p0", "7", _pool([*EASY[:7], 0.99], right=7))]  # scored last: OptScale stops before it
+    as_scored = report(last_is_best, s_targets=[0.9], alphas=[0.05], peek=3, online_prior=False)
+    assert "| OptScale s_target 0.9, α 0.05 | 3.00 | 38% | 0/1 | missed |" in as_scored
+    shuffled = report(last_is_best, s_targets=[0.9], alphas=[0.05], peek=3, online_prior=False, orders=200)
+    row = next(line for line in shuffled.splitlines() if line.startswith("| OptScale"))
+    right = float(row.split(" | ")[3].split("/")[0])
+    assert 0.25 < right < 0.5 and "200 random orders per pool" in shuffled  # P(among the first 3) = 3/8
+    assert shuffled == report(last_is_best, s_targets=[0.9], alphas=[0.05], peek=3, online_prior=False, orders=200)
