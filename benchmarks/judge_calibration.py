@@ -18,8 +18,8 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
-from statistics import mean
 
+from benchmarks.metrics import auc
 from cluster.backends import create_backend
 from cluster.config import load_config
 from cluster.reasoning import prompts
@@ -89,11 +89,6 @@ def yes_no_score(top: tuple[tuple[str, float], ...]) -> float:
     p_yes = sum(p for t, p in top if t.strip().lower() == "yes")
     p_no = sum(p for t, p in top if t.strip().lower() == "no")
     return 9 * p_yes / (p_yes + p_no) if p_yes + p_no else 0.0
-
-
-def auc(good: list[float], bad: list[float]) -> float:
-    """P[score(good) > score(bad)], ties counting one half."""
-    return mean((g > b) + 0.5 * (g == b) for g in good for b in bad)
 
 
 async def calibrate(overrides: list[str]) -> dict[str, dict]:

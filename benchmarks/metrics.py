@@ -141,6 +141,14 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def auc(good: Sequence[float], bad: Sequence[float]) -> float | None:
+    """P[score(good) > score(bad)] over all pairs, ties counting one half: how well a score ranks good items above
+    bad ones (0.5 = not at all). None when either side is empty."""
+    if not good or not bad:
+        return None
+    return sum((g > b) + 0.5 * (g == b) for g in good for b in bad) / (len(good) * len(bad))
+
+
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The q-th percentile (0–100), linear interpolation between order statistics (numpy's default)."""
     if not values:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from benchmarks.metrics import auc
 from benchmarks.records import ProblemRecord, read_records
 from cluster.config.schema import BestOfNParams, OptScaleConfig
 from cluster.policies.optscale import OnlinePrior, OptScaleSampler
@@ -102,26 +103,31 @@ def report(found: Sequence[Pool], *, s_targets: Sequence[float], alphas: Sequenc
     passes = [list(found)] if orders == 0 else [shuffled(found, rng) for _ in range(orders)]
     fixed_samples = sum(len(p.candidates) for p in found)
     fixed_right = sum(best_correct(p.candidates, p.expected) for p in found)
-    scores = [c.score for p in found for c in p.candidates]
-    lines = [f"Pools: {n} problems, {fixed_samples} candidates; scores mean {statistics.fmean(scores):.3f}, "
-             f"sd {statistics.pstdev(scores):.3f}; peek {peek}; prior {'online' if online_prior else 'none (MLE)'}; "
-             f"order: {'as scored' if orders == 0 else f'{orders} random orders per pool (seed 0), means'}.",
+    scored = [(c.score, answers_match(c.answer, p.expected)) for p in found for c in p.candidates]
+    scores = [score for score, _ in scored]
+    right = [score for score, ok in scored if ok]
+    ranking = auc(right, [score for score, ok in scored if not ok])
+    order = "as scored" if orders == 0 else f"{orders} random orders per pool (seed 0), means"
+    lines = [f"Pools: {n} problems, {fixed_samples} candidates ({len(right)} right); scores mean "
+             f"{statistics.fmean(scores):.3f}, sd {statistics.pstdev(scores):.3f}, AUC right vs wrong "
+             f"{'n/a' if ranking is None else f'{ranking:.2f}'}; peek {peek}; "
+             f"prior {'online' if online_prior else 'none (MLE)'}; order: {order}.",
              "", "| rule | samples per problem | ÷ fixed N | accuracy | goal (≤ 50% of the samples, equal accuracy) |",
              "|---|---|---|---|---|",
              f"| fixed N | {fixed_samples / n:.2f} | 100% | {fixed_right}/{n} | — |"]
     defaults = OptScaleConfig()
     for s_target in s_targets:
         for alpha in alphas:
-            samples, right = 0.0, 0.0
+            samples, hits = 0.0, 0.0
             for ordered in passes:
                 prior = OnlinePrior(defaults.mu, defaults.sigma, std=defaults.std, weight=defaults.weight) \
                     if online_prior else None
                 runs = [stop_on(p, s_target=s_target, alpha=alpha, peek=peek, prior=prior) for p in ordered]
                 samples += sum(r.samples for r in runs) / len(passes)
-                right += sum(r.correct for r in runs) / len(passes)
-            met = "met" if samples <= 0.5 * fixed_samples and right >= fixed_right else "missed"
+                hits += sum(r.correct for r in runs) / len(passes)
+            met = "met" if samples <= 0.5 * fixed_samples and hits >= fixed_right else "missed"
             lines.append(f"| OptScale s_target {s_target}, α {alpha} | {samples / n:.2f} | "
-                         f"{samples / fixed_samples:.0%} | {right:g}/{n} | {met} |")
+                         f"{samples / fixed_samples:.0%} | {hits:g}/{n} | {met} |")
     return "\n".join(lines)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.judge_calibration import CASES, auc, yes_no_score
+from benchmarks.judge_calibration import CASES, yes_no_score
+from benchmarks.metrics import auc
 
 
 def test_yes_no_score_renormalises_over_yes_and_no():
@@ -16,6 +17,7 @@ def test_auc_counts_ties_as_half():
     assert auc([9.0, 8.0], [1.0, 2.0]) == 1.0
     assert auc([5.0], [5.0]) == 0.5
     assert auc([1.0], [2.0, 0.5]) == 0.5
+    assert auc([], [1.0]) is None
 
 
 def test_cases_hold_good_and_bad_candidates():

@@ -48,6 +48,7 @@ def test_the_command_replays_the_recorded_pools(tmp_path, capsys):
                              record("no-spec", "p0", latency=1.0)])
     assert main([str(tmp_path), "--prior", "none", "--s-target", "0.9", "--alpha", "0.05"]) == 0
     out = capsys.readouterr().out
+    assert "2 problems, 16 candidates (2 right)" in out and "AUC right vs wrong 0.73" in out  # (13.5 + 7) / 28 pairs
     assert "| fixed N | 8.00 | 100% | 2/2 | — |" in out
     assert "| OptScale s_target 0.9, α 0.05 | 5.50 | 69% | 2/2 | missed |" in out
     with pytest.raises(ValueError, match="no-spec"):
