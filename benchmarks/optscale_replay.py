@@ -127,7 +127,7 @@ def report(found: Sequence[Pool], *, s_targets: Sequence[float], alphas: Sequenc
                 hits += sum(r.correct for r in runs) / len(passes)
             met = "met" if samples <= 0.5 * fixed_samples and hits >= fixed_right else "missed"
             lines.append(f"| OptScale s_target {s_target}, α {alpha} | {samples / n:.2f} | "
-                         f"{samples / fixed_samples:.0%} | {hits:g}/{n} | {met} |")
+                         f"{samples / fixed_samples:.0%} | {hits:.4g}/{n} | {met} |")
     return "\n".join(lines)
 
 

@@ -66,7 +66,8 @@ def equivalence_from_distribution(top: Sequence[tuple[str, float]], latency_s: f
 
 def verdict_from_distribution(top: Sequence[tuple[str, float]], latency_s: float = 0.0) -> VerdictScore:
     """Turn a solution judge's top first answer tokens into a VerdictScore: P(yes) renormalised over yes / no
-    (case and leading space ignored; 0 when neither appears).
+    (a token counts for the answer it begins or extends, case and spaces ignored: "Y", " yes", "No."; 0 when
+    neither appears).
 
     Example:
         >>> verdict_from_distribution([("Yes", 0.5), (" yes", 0.25), ("No", 0.125), ("The", 0.125)]).correct
