@@ -99,8 +99,12 @@ def test_checkpoint_survives_a_controller_restart(http, checkpoint):
 
 @pytest.mark.parametrize("scorer", ["judge", "verdict"])
 def test_best_of_n_over_http(http, scorer):
+    verifier = serve.get_deployment_handle("Verifier", APP)
+    verdicts_before = len(verifier.batch_sizes.remote("verdict").result())
     body = reason(http, method="best_of_n", temperature=0.8,
                   best_of_n={"method": "draft", "peek": 2, "n_max": 3, "scorer": scorer})
+    verdicts = len(verifier.batch_sizes.remote("verdict").result()) - verdicts_before
+    assert (verdicts > 0) == (scorer == "verdict")  # the yes / no judge runs on the Verifier deployment
     assert body["method"] == "best_of_n" and 2 <= body["stats"]["samples"] <= 3 and body["arm"] is None
     assert len(body["candidates"]) == body["stats"]["samples"] and all(0 <= c["score"] <= 1 for c in body["candidates"])
     prior = wait_for(lambda: http.get("/v1/stats").json()["policy"]["optscale_prior"],

@@ -9,6 +9,7 @@ import pytest
 from benchmarks.metrics import (
     StepTimes,
     acceptance_by_position,
+    auc,
     bootstrap_ratio,
     ceiling,
     cost_ratio,
@@ -204,3 +205,10 @@ def test_token_level_acceptance_is_pooled_over_problems():
     assert sd.token_spec.acceptance_rate == pytest.approx(0.3)
     assert sd.token_spec.mean_acceptance_length == pytest.approx(1.9)
     assert target.token_spec is None
+
+
+def test_auc_counts_ties_as_half():
+    assert auc([9.0, 8.0], [1.0, 2.0]) == 1.0
+    assert auc([5.0], [5.0]) == 0.5
+    assert auc([1.0], [2.0, 0.5]) == 0.5
+    assert auc([], [1.0]) is None
