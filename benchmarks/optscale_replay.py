@@ -10,9 +10,12 @@ the same pools. The prior is the controller's: fitted online over the problems i
 Scoring order is finish order: with every candidate in flight at once (`best_of_n.parallel` = N) the first scored
 are the shortest solutions, while a live OptScale request draws the first `peek` candidates it launches. The
 candidates are i.i.d., so `--orders R` replays each pool in R seeded random orders instead and averages.
+`--select weighted_vote` returns the answer whose candidates' scores sum highest, for fixed N and OptScale alike
+(`best_of_n.select`), instead of the best-scoring candidate's.
 
     python -m benchmarks.optscale_replay RESULTS_DIR [--run best-of-n-fixed8]
         [--s-target 0.8 0.85 0.9 0.95] [--alpha 0.05 0.1] [--prior online|none] [--orders R]
+        [--select best|weighted_vote]
 
 Samples are scored candidates (a live request also cancels the ones in flight when it stops).
 """
@@ -30,6 +33,7 @@ from benchmarks.metrics import auc
 from benchmarks.records import ProblemRecord, read_records
 from cluster.config.schema import BestOfNParams, OptScaleConfig
 from cluster.policies.optscale import OnlinePrior, OptScaleSampler
+from cluster.reasoning.methods.best_of_n import choose
 from cluster.reasoning.steps import answers_match
 from cluster.reasoning.types import Candidate
 
@@ -66,13 +70,13 @@ def pools(records: Sequence[ProblemRecord], run: str) -> list[Pool]:
     return found
 
 
-def best_correct(candidates: Sequence[Candidate], expected: str) -> bool:
-    """Whether the highest-scoring candidate (the earliest on ties, as the sampler picks) is right."""
-    best = max(range(len(candidates)), key=lambda i: candidates[i].score)
-    return answers_match(candidates[best].answer, expected)
+def chosen_correct(candidates: Sequence[Candidate], expected: str, select: str = "best") -> bool:
+    """Whether the candidate Best-of-N returns under `select` (as a live request chooses) is right."""
+    return answers_match(candidates[choose(candidates, select)].answer, expected)
 
 
-def stop_on(pool: Pool, *, s_target: float, alpha: float, peek: int, prior: OnlinePrior | None) -> Stopped:
+def stop_on(pool: Pool, *, s_target: float, alpha: float, peek: int, prior: OnlinePrior | None,
+            select: str = "best") -> Stopped:
     """Feed the pool's scores to OptScale until it stops (or the pool ends: N_max = the pool's size);
     the online prior, when given, then learns from the MLE fit, as the controller's does."""
     n_max = len(pool.candidates)
@@ -83,7 +87,7 @@ def stop_on(pool: Pool, *, s_target: float, alpha: float, peek: int, prior: Onli
             break
     if prior is not None:
         prior.observe(sampler.mle_fit())
-    return Stopped(len(sampler.scores), best_correct(sampler.candidates, pool.expected))
+    return Stopped(len(sampler.scores), chosen_correct(sampler.candidates, pool.expected, select))
 
 
 def shuffled(found: Sequence[Pool], rng: random.Random) -> list[Pool]:
@@ -92,17 +96,18 @@ def shuffled(found: Sequence[Pool], rng: random.Random) -> list[Pool]:
 
 
 def report(found: Sequence[Pool], *, s_targets: Sequence[float], alphas: Sequence[float], peek: int,
-           online_prior: bool, orders: int = 0) -> str:
+           online_prior: bool, orders: int = 0, select: str = "best") -> str:
     """Markdown: fixed N, then OptScale per (s_target, α): samples, their share of fixed N's, accuracy.
 
     `orders` = 0 replays the recorded scoring order; R > 0 replays R random orders of every pool (seed 0) and
-    reports OptScale's means over them (fixed N's pick does not depend on the order, ties aside).
+    reports OptScale's means over them (fixed N's pick does not depend on the order, ties aside). `select` is
+    the pick of both (`best_of_n.select`).
     """
     n = len(found)
     rng = random.Random(0)
     passes = [list(found)] if orders == 0 else [shuffled(found, rng) for _ in range(orders)]
     fixed_samples = sum(len(p.candidates) for p in found)
-    fixed_right = sum(best_correct(p.candidates, p.expected) for p in found)
+    fixed_right = sum(chosen_correct(p.candidates, p.expected, select) for p in found)
     scored = [(c.score, answers_match(c.answer, p.expected)) for p in found for c in p.candidates]
     scores = [score for score, _ in scored]
     right = [score for score, ok in scored if ok]
@@ -111,7 +116,7 @@ def report(found: Sequence[Pool], *, s_targets: Sequence[float], alphas: Sequenc
     lines = [f"Pools: {n} problems, {fixed_samples} candidates ({len(right)} right); scores mean "
              f"{statistics.fmean(scores):.3f}, sd {statistics.pstdev(scores):.3f}, AUC right vs wrong "
              f"{'n/a' if ranking is None else f'{ranking:.2f}'}; peek {peek}; "
-             f"prior {'online' if online_prior else 'none (MLE)'}; order: {order}.",
+             f"prior {'online' if online_prior else 'none (MLE)'}; order: {order}; select: {select}.",
              "", "| rule | samples per problem | ÷ fixed N | accuracy | goal (≤ 50% of the samples, equal accuracy) |",
              "|---|---|---|---|---|",
              f"| fixed N | {fixed_samples / n:.2f} | 100% | {fixed_right}/{n} | — |"]
@@ -122,7 +127,8 @@ def report(found: Sequence[Pool], *, s_targets: Sequence[float], alphas: Sequenc
             for ordered in passes:
                 prior = OnlinePrior(defaults.mu, defaults.sigma, std=defaults.std, weight=defaults.weight) \
                     if online_prior else None
-                runs = [stop_on(p, s_target=s_target, alpha=alpha, peek=peek, prior=prior) for p in ordered]
+                runs = [stop_on(p, s_target=s_target, alpha=alpha, peek=peek, prior=prior, select=select)
+                        for p in ordered]
                 samples += sum(r.samples for r in runs) / len(passes)
                 hits += sum(r.correct for r in runs) / len(passes)
             met = "met" if samples <= 0.5 * fixed_samples and hits >= fixed_right else "missed"
@@ -143,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the controller's online prior, or MLE (default: %(default)s)")
     parser.add_argument("--orders", type=int, default=0,
                         help="random candidate orders per pool, averaged (default: 0 = the scoring order)")
+    parser.add_argument("--select", choices=["best", "weighted_vote"], default="best",
+                        help="the candidate returned: best score, or score-weighted vote (default: %(default)s)")
     args = parser.parse_args(argv)
     if (args.peek < 1 or args.orders < 0 or not all(0 < s <= 1 for s in args.s_target)
             or not all(0 < a < 1 for a in args.alpha)):
@@ -152,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     print(report(found, s_targets=args.s_target, alphas=args.alpha, peek=args.peek,
-                 online_prior=args.prior == "online", orders=args.orders))
+                 online_prior=args.prior == "online", orders=args.orders, select=args.select))
     return 0
 
 

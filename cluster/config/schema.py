@@ -84,6 +84,10 @@ class BestOfNParams(StrictModel):
         "judge", description="Candidate score in [0, 1]: the target's 0–9 judge on the final solution ÷ 9; its "
                              "P(yes) that the final answer is correct (verdict); or the mean step score of its "
                              "trace ÷ 9 (process-reward style).")
+    select: Literal["best", "weighted_vote"] = Field(
+        "best", description="The answer returned: the best-scoring candidate's (Best-of-N, the pick OptScale's "
+                            "stopping rule is derived for), or the one whose candidates' scores sum highest "
+                            "(score-weighted majority vote; its best-scoring candidate's trace is returned).")
     adaptive: bool = Field(True, description="OptScale: stop once N* ≤ candidates scored; False = fixed N = n_max.")
     s_target: float = Field(0.9, gt=0, le=1, description="Score the best candidate should reach.")
     alpha: float = Field(0.05, gt=0, lt=1, description="Allowed probability that the best of N* misses s_target.")

@@ -55,7 +55,7 @@ class ReasonRequest(_message.Message):
     def __init__(self, question: _Optional[str] = ..., method: _Optional[str] = ..., threshold: _Optional[float] = ..., score_method: _Optional[str] = ..., first_n_target_steps: _Optional[int] = ..., max_step_tokens: _Optional[int] = ..., max_total_tokens: _Optional[int] = ..., max_steps: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., step_delimiter: _Optional[str] = ..., lookahead_depth: _Optional[int] = ..., lookahead_width: _Optional[int] = ..., lookahead_mode: _Optional[str] = ..., step_verifier: _Optional[str] = ..., verifier_threshold: _Optional[float] = ..., arm: _Optional[str] = ..., best_of_n: _Optional[_Union[BestOfNParams, _Mapping]] = ..., ssr: _Optional[_Union[SSRParams, _Mapping]] = ..., bandit_granularity: _Optional[str] = ..., token_speculation: _Optional[bool] = ...) -> None: ...
 
 class BestOfNParams(_message.Message):
-    __slots__ = ("method", "scorer", "adaptive", "s_target", "alpha", "peek", "n_max", "parallel")
+    __slots__ = ("method", "scorer", "adaptive", "s_target", "alpha", "peek", "n_max", "parallel", "select")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     SCORER_FIELD_NUMBER: _ClassVar[int]
     ADAPTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class BestOfNParams(_message.Message):
     PEEK_FIELD_NUMBER: _ClassVar[int]
     N_MAX_FIELD_NUMBER: _ClassVar[int]
     PARALLEL_FIELD_NUMBER: _ClassVar[int]
+    SELECT_FIELD_NUMBER: _ClassVar[int]
     method: str
     scorer: str
     adaptive: bool
@@ -72,7 +73,8 @@ class BestOfNParams(_message.Message):
     peek: int
     n_max: int
     parallel: int
-    def __init__(self, method: _Optional[str] = ..., scorer: _Optional[str] = ..., adaptive: _Optional[bool] = ..., s_target: _Optional[float] = ..., alpha: _Optional[float] = ..., peek: _Optional[int] = ..., n_max: _Optional[int] = ..., parallel: _Optional[int] = ...) -> None: ...
+    select: str
+    def __init__(self, method: _Optional[str] = ..., scorer: _Optional[str] = ..., adaptive: _Optional[bool] = ..., s_target: _Optional[float] = ..., alpha: _Optional[float] = ..., peek: _Optional[int] = ..., n_max: _Optional[int] = ..., parallel: _Optional[int] = ..., select: _Optional[str] = ...) -> None: ...
 
 class SSRParams(_message.Message):
     __slots__ = ("k", "early_stop", "stop_score", "pool", "guided")

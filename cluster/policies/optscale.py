@@ -89,13 +89,13 @@ class StopDecision:
 class OptScaleSampler(Generic[T]):
     """Sequential OptScale: draw k (peek) samples, then refit after every score and stop once N* ≤ drawn.
 
-    Fits by MLE (OptScale^0), or by MAP with `prior` (OptScale^t). Never draws more than n_max.
-    `best()` returns the highest-scoring candidate (the earliest on ties).
+    Fits by MLE (OptScale^0), or by MAP with `prior` (OptScale^t). Never draws more than n_max. Which
+    candidate to return is the caller's choice (Best-of-N: `cluster.reasoning.methods.best_of_n.choose`).
 
     Example:
         sampler = OptScaleSampler(s_target=0.9, alpha=0.05, n_max=16, peek=3)
         while not (decision := sampler.add(candidate, score)).stop: ...   # launch decision.remaining more
-        answer, score = sampler.best()
+        candidates, scores = sampler.candidates, sampler.scores
     """
 
     def __init__(self, *, s_target: float, alpha: float, n_max: int, peek: int,
@@ -138,17 +138,6 @@ class OptScaleSampler(Generic[T]):
             n_target = optimal_n(fit, self.s_target, self.alpha, n_min=self.peek, n_max=self.n_max)
             self._decision = StopDecision(stop=drawn >= n_target, n_target=n_target, drawn=drawn, fit=fit)
         return self._decision
-
-    def best(self) -> tuple[T, float]:
-        """The highest-scoring candidate and its score.
-
-        Raises:
-            ValueError: nothing sampled yet.
-        """
-        if not self._scores:
-            raise ValueError("no candidates sampled yet")
-        i = max(range(len(self._scores)), key=self._scores.__getitem__)
-        return self._candidates[i], self._scores[i]
 
     def mle_fit(self) -> TruncNormal:
         """The MLE fit of all scores so far: what `OnlinePrior.observe` takes once the request is done."""

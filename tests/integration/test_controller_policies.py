@@ -15,6 +15,8 @@ import pytest
 from ray import serve
 
 from benchmarks.local_app import kill_replica, tiny_app_config, wait_for
+from cluster.reasoning.methods.best_of_n import choose
+from cluster.reasoning.types import Candidate
 from deployments.app import build_app
 from tests.integration.conftest import NO_ACCESS_LOG
 
@@ -97,16 +99,18 @@ def test_checkpoint_survives_a_controller_restart(http, checkpoint):
     assert {n: a["pulls"] for n, a in after["policy"]["bandit"]["arms"].items()} == before
 
 
-@pytest.mark.parametrize("scorer", ["judge", "verdict"])
-def test_best_of_n_over_http(http, scorer):
+@pytest.mark.parametrize(("scorer", "select"), [("judge", "best"), ("verdict", "weighted_vote")])
+def test_best_of_n_over_http(http, scorer, select):
     verifier = serve.get_deployment_handle("Verifier", APP)
     verdicts_before = len(verifier.batch_sizes.remote("verdict").result())
     body = reason(http, method="best_of_n", temperature=0.8,
-                  best_of_n={"method": "draft", "peek": 2, "n_max": 3, "scorer": scorer})
+                  best_of_n={"method": "draft", "peek": 2, "n_max": 3, "scorer": scorer, "select": select})
     verdicts = len(verifier.batch_sizes.remote("verdict").result()) - verdicts_before
     assert (verdicts > 0) == (scorer == "verdict")  # the yes / no judge runs on the Verifier deployment
     assert body["method"] == "best_of_n" and 2 <= body["stats"]["samples"] <= 3 and body["arm"] is None
-    assert len(body["candidates"]) == body["stats"]["samples"] and all(0 <= c["score"] <= 1 for c in body["candidates"])
+    candidates = [Candidate.from_dict(c) for c in body["candidates"]]
+    assert len(candidates) == body["stats"]["samples"] and all(0 <= c.score <= 1 for c in candidates)
+    assert body["answer"] == candidates[choose(candidates, select)].answer
     prior = wait_for(lambda: http.get("/v1/stats").json()["policy"]["optscale_prior"],
                      lambda p: p is not None)
     assert 0 < prior["sigma"]

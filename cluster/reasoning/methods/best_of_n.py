@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,7 @@ from cluster.reasoning.methods.lookahead import run_lookahead
 from cluster.reasoning.methods.specreason import run_specreason
 from cluster.reasoning.parallel_paths import combine_stats, mean_step_score
 from cluster.reasoning.run import StepCallback
+from cluster.reasoning.steps import normalize_answer
 from cluster.reasoning.types import Candidate, ReasoningResult, StepContext
 
 if TYPE_CHECKING:
@@ -41,15 +42,37 @@ async def score_candidate(result: ReasoningResult, question: str, verifier: Veri
     return min(1.0, max(0.0, score.value(params.score_method) / 9.0))
 
 
+def choose(candidates: Sequence[Candidate], select: str) -> int:
+    """The index of the candidate whose trace a Best-of-N request returns (`best_of_n.select`).
+
+    best: the highest score, the earliest on ties. weighted_vote: among the candidates of the answer whose
+    scores sum highest (answers compared normalised; ties go to the answer seen first; candidates without an
+    answer do not vote), the highest-scoring one; with no answer at all, as best.
+
+    Example:
+        answers 7 (0.5), 7 (0.5), 9 (0.75) → best: index 2 (the 9); weighted_vote: index 0 (7 sums 1.0 > 0.75).
+    """
+    def top(indices: Sequence[int]) -> int:
+        return max(indices, key=lambda i: (candidates[i].score, -i))
+
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(candidates):
+        if c.answer is not None:
+            groups.setdefault(normalize_answer(c.answer), []).append(i)
+    if select == "best" or not groups:
+        return top(range(len(candidates)))
+    return top(max(groups.values(), key=lambda m: (sum(candidates[i].score for i in m), -m[0])))
+
+
 async def run_best_of_n(question: str, drafter: Drafter, verifier: Verifier, params: ReasoningParams,
                         on_step: StepCallback | None = None, *, prior: ScorePrior | None = None,
                         on_fit: Callable[[TruncNormal], None] | None = None) -> ReasoningResult:
-    """Sample candidates with `best_of_n.method`, `parallel` at a time, and return the best-scoring one.
+    """Sample candidates with `best_of_n.method`, `parallel` at a time, and return the chosen one (`choose`).
 
     Adaptive (OptScale): after `peek` scores, fit TN(μ, σ) (MAP under `prior`, else MLE) and stop once
     N* = ⌈ln α / ln F(s_target)⌉ ≤ candidates scored, capped by `n_max`; candidates still running then
     are cancelled. Fixed: exactly `n_max` candidates. Candidate i runs with seed `seed + i·stride`.
-    The result is the best candidate's trace (its steps reach `on_step` once chosen) with stats summed
+    The result is the chosen candidate's trace (its steps reach `on_step` once chosen) with stats summed
     over the scored candidates (`samples` = their number, judge calls included) and every scored candidate's
     answer and score in `candidates`; `on_fit` gets the MLE fit of all scores (the controller's online prior
     learns from it).
@@ -84,7 +107,8 @@ async def run_best_of_n(question: str, drafter: Drafter, verifier: Verifier, par
     finally:
         for task in pending:
             task.cancel()
-    best, _ = sampler.best()
+    scored = tuple(Candidate(r.answer, s) for r, s in zip(sampler.candidates, sampler.scores, strict=True))
+    best = sampler.candidates[choose(scored, bon.select)]
     if on_fit is not None:
         on_fit(sampler.mle_fit())
     if on_step is not None:
@@ -92,5 +116,4 @@ async def run_best_of_n(question: str, drafter: Drafter, verifier: Verifier, par
             await on_step(record)
     stats = combine_stats([r.stats for r in sampler.candidates], time.perf_counter() - t0)
     stats.judge_calls += judged
-    scored = tuple(Candidate(r.answer, s) for r, s in zip(sampler.candidates, sampler.scores, strict=True))
     return replace(best, method="best_of_n", stats=stats, candidates=scored)

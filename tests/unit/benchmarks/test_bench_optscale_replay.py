@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.optscale_replay import Pool, best_correct, main, pools, report, stop_on
+from benchmarks.optscale_replay import Pool, chosen_correct, main, pools, report, stop_on
 from benchmarks.records import write_records
 from cluster.policies.optscale import OnlinePrior
 from cluster.reasoning.types import Candidate
@@ -39,8 +39,17 @@ def test_the_online_prior_learns_from_each_pool():
 
 
 def test_ties_go_to_the_earliest_candidate():
-    assert best_correct(_pool([0.5, 0.9, 0.9], right=1), "7")
-    assert not best_correct(_pool([0.5, 0.9, 0.9], right=2), "7")
+    assert chosen_correct(_pool([0.5, 0.9, 0.9], right=1), "7")
+    assert not chosen_correct(_pool([0.5, 0.9, 0.9], right=2), "7")
+
+
+def test_weighted_vote_replays_the_pick_a_live_request_makes(tmp_path, capsys):
+    two_weak_sevens = (Candidate("7", 0.5), Candidate("9", 0.75), Candidate("7", 0.5))
+    assert not chosen_correct(two_weak_sevens, "7") and chosen_correct(two_weak_sevens, "7", "weighted_vote")
+    write_records(tmp_path, [_fixed("p0", two_weak_sevens)])
+    assert main([str(tmp_path), "--prior", "none", "--s-target", "0.9", "--select", "weighted_vote"]) == 0
+    out = capsys.readouterr().out
+    assert "select: weighted_vote" in out and "| fixed N | 3.00 | 100% | 1/1 | — |" in out
 
 
 def test_the_command_replays_the_recorded_pools(tmp_path, capsys):

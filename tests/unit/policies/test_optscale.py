@@ -52,14 +52,14 @@ def test_sampler_samples_to_n_max_on_a_hard_problem():
     assert sampler.decision.stop and sampler.decision.drawn == N_MAX
 
 
-def test_sampler_asks_for_the_peek_first_and_returns_the_best():
+def test_sampler_asks_for_the_peek_first_then_refits_after_every_score():
     sampler: OptScaleSampler[str] = OptScaleSampler(s_target=S_TARGET, alpha=ALPHA, n_max=N_MAX, peek=PEEK)
     first = sampler.add("a", 0.5)
     assert not first.stop and first.remaining == PEEK - 1 and first.fit is None
     sampler.add("b", 0.8)
     third = sampler.add("c", 0.6)
     assert third.fit is not None and third.n_target >= PEEK and third.remaining == third.n_target - 3
-    assert sampler.best() == ("b", 0.8)
+    assert sampler.candidates == ("a", "b", "c") and sampler.scores == (0.5, 0.8, 0.6)
 
 
 def test_map_prior_lets_an_optimistic_prior_stop_sooner():
@@ -88,5 +88,3 @@ def test_bad_settings_fail_fast():
         OptScaleSampler(s_target=0.9, alpha=1.0, n_max=4, peek=2)
     with pytest.raises(ValueError):
         OptScaleSampler(s_target=0.9, alpha=0.05, n_max=4, peek=2).add("x", 9.0)
-    with pytest.raises(ValueError):
-        OptScaleSampler(s_target=0.9, alpha=0.05, n_max=4, peek=2).best()

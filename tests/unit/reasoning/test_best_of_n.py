@@ -10,6 +10,8 @@ import pytest
 from cluster.config.schema import ReasoningParams
 from cluster.policies.truncnorm import ScorePrior
 from cluster.reasoning.methods import get_method
+from cluster.reasoning.methods.best_of_n import choose
+from cluster.reasoning.types import Candidate
 from tests.fakes import FnDrafter, FnVerifier, step
 
 EASY, HARD = 9.0, 0.0  # judge scores: every candidate reaches s_target / none does
@@ -51,6 +53,24 @@ def test_the_best_scoring_candidate_wins():
     assert sorted((c.answer, c.score) for c in result.candidates) == [("0", 1 / 3), ("1", 1 / 3), ("2", 1.0),
                                                                       ("3", 1 / 3)]
     assert result.to_dict()["candidates"][0].keys() == {"answer", "score"}
+
+
+@pytest.mark.parametrize(("select", "answer"), [("best", "9"), ("weighted_vote", "5")])
+def test_select_picks_the_top_score_or_the_heaviest_answer(select, answer):
+    drafter = FnDrafter(lambda ctx, k: step("\\boxed{9}" if k == 1 else "\\boxed{5}"))  # only candidate 1 says 9
+    verifier = FnVerifier(lambda ctx: step("t"), score=lambda ctx, cand: 9.0 if "{9}" in cand else 6.0)
+    p = params(peek=3, n_max=3, select=select)
+    result = asyncio.run(get_method("best_of_n")("Q?", drafter, verifier, p))
+    assert result.answer == answer  # 9 scores 9/9 alone; 5 sums 2 × 6/9
+    assert sorted(c.answer for c in result.candidates) == ["5", "5", "9"]
+
+
+def test_choose_breaks_ties_and_skips_candidates_without_an_answer():
+    pool = [Candidate(None, 0.9), Candidate("7", 0.4), Candidate("8", 0.4), Candidate("7.0", 0.3)]
+    assert choose(pool, "best") == 0
+    assert choose(pool, "weighted_vote") == 1  # 7 and 7.0 are one answer: 0.7 beats 8's 0.4
+    assert choose([Candidate("8", 0.5), Candidate("7", 0.5)], "weighted_vote") == 0  # equal sums: seen first
+    assert choose([Candidate(None, 0.2), Candidate(None, 0.6)], "weighted_vote") == 1  # no answers: best score
 
 
 def test_step_mean_scorer_needs_no_judge_call():
