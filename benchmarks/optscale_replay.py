@@ -28,10 +28,11 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import get_args
 
 from benchmarks.metrics import auc
 from benchmarks.records import ProblemRecord, read_records
-from cluster.config.schema import BestOfNParams, OptScaleConfig
+from cluster.config.schema import BestOfNParams, OptScaleConfig, SelectName
 from cluster.policies.optscale import OnlinePrior, OptScaleSampler
 from cluster.reasoning.methods.best_of_n import choose
 from cluster.reasoning.steps import answers_match
@@ -70,13 +71,13 @@ def pools(records: Sequence[ProblemRecord], run: str) -> list[Pool]:
     return found
 
 
-def chosen_correct(candidates: Sequence[Candidate], expected: str, select: str = "best") -> bool:
+def chosen_correct(candidates: Sequence[Candidate], expected: str, select: SelectName = "best") -> bool:
     """Whether the candidate Best-of-N returns under `select` (as a live request chooses) is right."""
     return answers_match(candidates[choose(candidates, select)].answer, expected)
 
 
 def stop_on(pool: Pool, *, s_target: float, alpha: float, peek: int, prior: OnlinePrior | None,
-            select: str = "best") -> Stopped:
+            select: SelectName = "best") -> Stopped:
     """Feed the pool's scores to OptScale until it stops (or the pool ends: N_max = the pool's size);
     the online prior, when given, then learns from the MLE fit, as the controller's does."""
     n_max = len(pool.candidates)
@@ -96,7 +97,7 @@ def shuffled(found: Sequence[Pool], rng: random.Random) -> list[Pool]:
 
 
 def report(found: Sequence[Pool], *, s_targets: Sequence[float], alphas: Sequence[float], peek: int,
-           online_prior: bool, orders: int = 0, select: str = "best") -> str:
+           online_prior: bool, orders: int = 0, select: SelectName = "best") -> str:
     """Markdown: fixed N, then OptScale per (s_target, α): samples, their share of fixed N's, accuracy.
 
     `orders` = 0 replays the recorded scoring order; R > 0 replays R random orders of every pool (seed 0) and
@@ -149,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the controller's online prior, or MLE (default: %(default)s)")
     parser.add_argument("--orders", type=int, default=0,
                         help="random candidate orders per pool, averaged (default: 0 = the scoring order)")
-    parser.add_argument("--select", choices=["best", "weighted_vote"], default="best",
+    parser.add_argument("--select", choices=get_args(SelectName), default="best",
                         help="the candidate returned: best score, or score-weighted vote (default: %(default)s)")
     args = parser.parse_args(argv)
     if (args.peek < 1 or args.orders < 0 or not all(0 < s <= 1 for s in args.s_target)

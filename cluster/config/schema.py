@@ -11,6 +11,7 @@ from cluster.constants import API_KEY_ENV
 MethodName = Literal["target", "draft", "specreason", "lookahead", "best_of_n", "ssr"]
 StepMethodName = Literal["target", "draft", "specreason", "lookahead"]  # methods that write one reasoning path
 EarlyStopName = Literal["off", "first_answer", "two_agree", "score"]
+SelectName = Literal["best", "weighted_vote"]  # which candidate Best-of-N returns
 BackendName = Literal["transformers", "vllm"]
 ScoreMethod = Literal["greedy", "expected"]
 StepVerifierName = Literal["exact", "embedding", "llm_judge", "score"]
@@ -84,7 +85,7 @@ class BestOfNParams(StrictModel):
         "judge", description="Candidate score in [0, 1]: the target's 0–9 judge on the final solution ÷ 9; its "
                              "P(yes) that the final answer is correct (verdict); or the mean step score of its "
                              "trace ÷ 9 (process-reward style).")
-    select: Literal["best", "weighted_vote"] = Field(
+    select: SelectName = Field(
         "best", description="The answer returned: the best-scoring candidate's (Best-of-N, the pick OptScale's "
                             "stopping rule is derived for), or the one whose candidates' scores sum highest "
                             "(score-weighted majority vote; its best-scoring candidate's trace is returned).")

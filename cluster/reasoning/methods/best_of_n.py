@@ -18,7 +18,7 @@ from cluster.reasoning.steps import normalize_answer
 from cluster.reasoning.types import Candidate, ReasoningResult, StepContext
 
 if TYPE_CHECKING:
-    from cluster.config.schema import ReasoningParams
+    from cluster.config.schema import ReasoningParams, SelectName
     from cluster.policies.truncnorm import ScorePrior, TruncNormal
     from cluster.reasoning.interfaces import Drafter, Verifier
 
@@ -42,7 +42,7 @@ async def score_candidate(result: ReasoningResult, question: str, verifier: Veri
     return min(1.0, max(0.0, score.value(params.score_method) / 9.0))
 
 
-def choose(candidates: Sequence[Candidate], select: str) -> int:
+def choose(candidates: Sequence[Candidate], select: SelectName) -> int:
     """The index of the candidate whose trace a Best-of-N request returns (`best_of_n.select`).
 
     best: the highest score, the earliest on ties. weighted_vote: among the candidates of the answer whose
