@@ -10,7 +10,7 @@ from unittest.mock import Mock
 
 import pytest
 
-from cluster.config.schema import ReasoningParams
+from cluster.config.schema import BestOfNParams, ReasoningParams, SSRParams
 from cluster.errors import InvalidRequestError
 from cluster.grpc import convert, generate
 from cluster.grpc import specserve_pb2 as pb
@@ -41,6 +41,8 @@ def test_generated_code_matches_the_proto(tmp_path: Path):
 
 def test_proto_covers_every_knob_step_field_and_stat():
     assert names(pb.ReasonRequest) - {"question"} == set(ReasoningParams.model_fields)
+    assert names(pb.BestOfNParams) == set(BestOfNParams.model_fields)
+    assert names(pb.SSRParams) == set(SSRParams.model_fields)
     assert names(pb.Step) == {f.name for f in fields(StepRecord)}
     assert names(pb.Stats) == set(ReasoningStats().to_dict())
     assert names(pb.ReasonResponse) == {"id", "model", "created", *RESULT.to_dict()}
@@ -65,6 +67,8 @@ def test_request_knobs_are_the_fields_set():
     assert request.question == "1 + 1?"
     assert convert.request_knobs(request) == {"threshold": 5.0, "max_steps": 3, "method": "target"}
     assert convert.request_knobs(pb.ReasonRequest(question="q")) == {}
+    nested = {"best_of_n": {"select": "weighted_vote", "n_max": 4}}
+    assert convert.request_knobs(convert.request_message("q", nested)) == nested
 
 
 @pytest.mark.parametrize("knobs", [{"bogus": 1}, {"max_steps": "many"}], ids=["unknown-knob", "wrong-type"])
