@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
-from cluster.reasoning.steps import normalize_answer
+from cluster.reasoning.steps import answer_groups, normalize_answer
 from cluster.reasoning.strategies import Strategy
 from cluster.reasoning.types import ReasoningResult, ReasoningStats, StepOutcome, StepRecord
 
@@ -93,10 +93,7 @@ def aggregate(paths: Sequence[PathOutcome]) -> Aggregate:
     """
     if not paths:
         return Aggregate(None, None)
-    groups: dict[str, list[int]] = {}
-    for i, p in enumerate(paths):
-        if p.answer is not None:
-            groups.setdefault(normalize_answer(p.answer), []).append(i)
+    groups = answer_groups([p.answer for p in paths])
     if not groups:
         return Aggregate(None, max(range(len(paths)), key=lambda i: (paths[i].mean_score, -i)))
 

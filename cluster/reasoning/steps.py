@@ -72,6 +72,19 @@ def normalize_answer(answer: str) -> str:
     return " ".join(cleaned.lower().split())
 
 
+def answer_groups(answers: Sequence[str | None]) -> dict[str, list[int]]:
+    """Indices of `answers` grouped by normalised answer, groups in order of first appearance; None is left out.
+
+    Example:
+        ["7", None, "7.0", "9"] → {"7": [0, 2], "9": [3]}
+    """
+    groups: dict[str, list[int]] = {}
+    for i, answer in enumerate(answers):
+        if answer is not None:
+            groups.setdefault(normalize_answer(answer), []).append(i)
+    return groups
+
+
 def answers_match(predicted: str | None, expected: str) -> bool:
     """Whether a predicted answer equals the expected one (numerically when both are numbers)."""
     if predicted is None:

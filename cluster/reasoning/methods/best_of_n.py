@@ -14,7 +14,7 @@ from cluster.reasoning.methods.lookahead import run_lookahead
 from cluster.reasoning.methods.specreason import run_specreason
 from cluster.reasoning.parallel_paths import combine_stats, mean_step_score
 from cluster.reasoning.run import StepCallback
-from cluster.reasoning.steps import normalize_answer
+from cluster.reasoning.steps import answer_groups
 from cluster.reasoning.types import Candidate, ReasoningResult, StepContext
 
 if TYPE_CHECKING:
@@ -55,10 +55,7 @@ def choose(candidates: Sequence[Candidate], select: SelectName) -> int:
     def top(indices: Sequence[int]) -> int:
         return max(indices, key=lambda i: (candidates[i].score, -i))
 
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(candidates):
-        if c.answer is not None:
-            groups.setdefault(normalize_answer(c.answer), []).append(i)
+    groups = answer_groups([c.answer for c in candidates])
     if select == "best" or not groups:
         return top(range(len(candidates)))
     return top(max(groups.values(), key=lambda m: (sum(candidates[i].score for i in m), -m[0])))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cluster.reasoning.scoring import score_from_distribution
-from cluster.reasoning.steps import answers_match, continuation_prefix, extract_answer, has_answer
+from cluster.reasoning.steps import answer_groups, answers_match, continuation_prefix, extract_answer, has_answer
 
 
 @pytest.mark.parametrize("text, answer", [
@@ -25,6 +25,11 @@ def test_extract_answer(text, answer):
 ], ids=["thousands", "dollars", "trailing-zero", "wrong", "missing", "text"])
 def test_answers_match(pred, gold, ok):
     assert answers_match(pred, gold) is ok
+
+
+def test_answer_groups_merge_equal_numbers_and_skip_missing_answers():
+    assert answer_groups(["7", None, "7.0", "$9"]) == {"7": [0, 2], "9": [3]}
+    assert answer_groups([None]) == {}
 
 
 def test_answer_markers():
