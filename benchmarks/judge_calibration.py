@@ -23,7 +23,7 @@ from benchmarks.metrics import auc
 from cluster.backends import create_backend
 from cluster.config import load_config
 from cluster.reasoning import prompts
-from cluster.reasoning.scoring import score_from_distribution
+from cluster.reasoning.scoring import score_from_distribution, verdict_from_distribution
 from cluster.reasoning.steps import continuation_prefix
 from cluster.reasoning.types import ChatMessage, StepContext
 
@@ -85,10 +85,9 @@ VARIANTS: dict[str, tuple[Callable[[StepContext, str], Prompt], bool]] = {  # na
 
 
 def yes_no_score(top: tuple[tuple[str, float], ...]) -> float:
-    """9 · P(yes) / (P(yes) + P(no)) over the top next tokens (0 when neither appears)."""
-    p_yes = sum(p for t, p in top if t.strip().lower() == "yes")
-    p_no = sum(p for t, p in top if t.strip().lower() == "no")
-    return 9 * p_yes / (p_yes + p_no) if p_yes + p_no else 0.0
+    """9 · P(yes) / (P(yes) + P(no)) over the top next tokens, read as Best-of-N's verdict reads them (0 when
+    neither appears)."""
+    return 9 * verdict_from_distribution(top).correct
 
 
 async def calibrate(overrides: list[str]) -> dict[str, dict]:

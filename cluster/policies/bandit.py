@@ -274,16 +274,21 @@ class Thompson(BanditPolicy):
         self._square_sum[i] = float(state["square_sum"])
 
 
-def make_bandit(algorithm: str, arms: Sequence[Arm], *, seed: int | None = 0, **params: Any) -> BanditPolicy:
-    """The policy called `algorithm` ("ucb", "exp3" or "thompson") over `arms`; `params` go to its constructor.
+def make_bandit(algorithm: str, arms: Sequence[Arm], *, seed: int | None = 0, radius: Radius = "paper",
+                delta: float = 0.05, exploration: float = 2.0, warmup_rounds: int = 1) -> BanditPolicy:
+    """The policy called `algorithm` ("ucb", "exp3" or "thompson") over `arms`.
+
+    Args:
+        seed: EXP3's and Thompson sampling's RNG seed.
+        radius, delta, exploration, warmup_rounds: UCB's (see `UCB`); the other policies ignore them.
 
     Raises:
-        ValueError: unknown algorithm (the message lists the valid ones).
+        ValueError: unknown algorithm (the message lists the valid ones), or UCB knobs out of range.
     """
     if algorithm == "ucb":
-        return UCB(arms, **params)
+        return UCB(arms, radius=radius, delta=delta, exploration=exploration, warmup_rounds=warmup_rounds)
     if algorithm == "exp3":
-        return EXP3(arms, rng=random.Random(seed), **params)
+        return EXP3(arms, rng=random.Random(seed))
     if algorithm == "thompson":
-        return Thompson(arms, rng=random.Random(seed), **params)
+        return Thompson(arms, rng=random.Random(seed))
     raise ValueError(f"Unknown bandit algorithm {algorithm!r}; valid: ['exp3', 'thompson', 'ucb']")

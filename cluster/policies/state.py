@@ -26,9 +26,7 @@ def build_bandit(cfg: ControllerConfig) -> BanditPolicy | None:
     if b is None:
         return None
     arms = [Arm(a.name, dict(a.knobs)) for a in b.arms]
-    if b.algorithm in ("exp3", "thompson"):
-        return make_bandit(b.algorithm, arms, seed=b.seed)
-    return make_bandit("ucb", arms, radius=b.radius, delta=b.delta, exploration=b.exploration,
+    return make_bandit(b.algorithm, arms, seed=b.seed, radius=b.radius, delta=b.delta, exploration=b.exploration,
                        warmup_rounds=b.warmup_rounds)
 
 

@@ -55,8 +55,8 @@ def choose(candidates: Sequence[Candidate], select: SelectName) -> int:
     def top(indices: Sequence[int]) -> int:
         return max(indices, key=lambda i: (candidates[i].score, -i))
 
-    groups = answer_groups([c.answer for c in candidates])
-    if select == "best" or not groups:
+    groups = answer_groups([c.answer for c in candidates]) if select == "weighted_vote" else {}
+    if not groups:
         return top(range(len(candidates)))
     return top(max(groups.values(), key=lambda m: (sum(candidates[i].score for i in m), -m[0])))
 

@@ -161,6 +161,17 @@ def test_bad_input_fails_fast():
         UCB(ARMS, radius="wide")  # type: ignore[arg-type]
 
 
+def test_make_bandit_builds_each_policy_with_its_knobs():
+    """UCB gets the UCB knobs; EXP3 and Thompson sampling get the seed and ignore the UCB knobs."""
+    ucb = make_bandit("ucb", ARMS, radius="heuristic", delta=0.1, exploration=1.5, warmup_rounds=3)
+    assert isinstance(ucb, UCB)
+    assert (ucb.radius, ucb.delta, ucb.exploration, ucb.warmup_rounds) == ("heuristic", 0.1, 1.5, 3)
+    assert isinstance(make_bandit("exp3", ARMS, radius="heuristic"), EXP3)
+    a, b = (make_bandit("thompson", ARMS, seed=5, warmup_rounds=3) for _ in range(2))
+    assert isinstance(a, Thompson)
+    assert play(a, 30, seed=0) == play(b, 30, seed=0)
+
+
 def test_arm_round_trips_and_hashes_by_name():
     arm = Arm.from_dict({"name": "g4", "knobs": {"threshold": 6.0}})
     assert Arm.from_dict(arm.to_dict()) == arm and hash(arm) == hash(Arm("g4", {"threshold": 7.0}))
