@@ -17,7 +17,8 @@ problems with replacement (the measured problems stand for the request distribut
 Σ seconds over the sequence (the bandit's reward before normalisation); accuracy counts the pulled arm's
 answer. This is a counterfactual replay of measured outcomes, not a live run: timing noise of a live server
 and the order a server would have seen are absent. Live bandit runs found in the same records (requests that
-pinned no arm) are listed after the replays, against the fixed arms on the problems they ran.
+pinned no arm) are listed after the replays, against the fixed arms on the problems they ran; `--live-only`
+lists only them, against whichever arms were measured beside them (a per-round run's kept steps counted by arm).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,14 +71,17 @@ def _outcome(r: ProblemRecord) -> Outcome:
     return Outcome(sum(s.num_tokens for s in r.steps), r.stats.wall_time_s, r.correct)
 
 
-def outcome_table(records: Sequence[ProblemRecord], arms: Sequence[str]) -> dict[str, dict[str, Outcome]]:
+def outcome_table(records: Sequence[ProblemRecord], arms: Sequence[str],
+                  every_arm: bool = True) -> dict[str, dict[str, Outcome]]:
     """problem id → arm → Outcome, from the records of runs that pinned an arm (knobs["arm"]), or that pinned
     none and are named after it (a run that set the arm's knobs itself, as issue 4's matrix runs do).
 
-    Only problems every arm answered without error are kept.
+    Only problems every kept arm answered without error are kept; `every_arm` False keeps only the arms that
+    have records (a live bandit run measured beside some of the fixed arms).
 
     Raises:
-        ValueError: an arm no record pinned or named, or no problem measured by every arm.
+        ValueError: an arm no record pinned or named (with `every_arm`; else: no arm has records), or no
+            problem measured by every kept arm.
     """
     by_arm: dict[str, dict[str, Outcome]] = {a: {} for a in arms}
     for r in records:
@@ -84,12 +89,14 @@ def outcome_table(records: Sequence[ProblemRecord], arms: Sequence[str]) -> dict
         if arm in by_arm and r.ok and r.stats is not None and r.stats.wall_time_s > 0:
             by_arm[arm][r.problem_id] = _outcome(r)
     missing = sorted(a for a, m in by_arm.items() if not m)
-    if missing:
+    if not every_arm:
+        by_arm = {a: m for a, m in by_arm.items() if m}
+    if missing and (every_arm or not by_arm):
         raise ValueError(f"no records pin the arms {missing} (runs with knobs {{arm: NAME}} or named NAME)")
     problems = sorted(set.intersection(*(set(m) for m in by_arm.values())))
     if not problems:
         raise ValueError("no problem was measured by every arm")
-    return {p: {a: by_arm[a][p] for a in arms} for p in problems}
+    return {p: {a: m[p] for a, m in by_arm.items()} for p in problems}
 
 
 def live_rows(records: Sequence[ProblemRecord], table: dict[str, dict[str, Outcome]], bandit: BanditConfig) -> str:
@@ -102,8 +109,8 @@ def live_rows(records: Sequence[ProblemRecord], table: dict[str, dict[str, Outco
             live.setdefault(r.run, {})[r.problem_id] = _outcome(r)
     if not live:
         return ""
-    lines = ["| live run | problems | throughput (tokens/s) | ÷ best fixed arm on them (arm) | accuracy |",
-             "|---|---|---|---|---|"]
+    lines = ["| live run | problems | throughput (tokens/s) | ÷ best fixed arm on them (arm) | accuracy "
+             "| kept steps by arm (per-round runs) |", "|---|---|---|---|---|---|"]
     for run, outcomes in live.items():
         problems = list(outcomes)
         tps = sum(o.tokens for o in outcomes.values()) / sum(o.seconds for o in outcomes.values())
@@ -112,8 +119,14 @@ def live_rows(records: Sequence[ProblemRecord], table: dict[str, dict[str, Outco
         best = max(fixed, key=fixed.__getitem__)
         right = sum(o.correct for o in outcomes.values())
         lines.append(f"| {run} | {len(problems)} | {tps:.2f} | {tps / fixed[best]:.2f} ({best}) | "
-                     f"{right}/{len(problems)} |")
+                     f"{right}/{len(problems)} | {_steps_by_arm(r for r in records if r.run == run)} |")
     return "\n".join(lines)
+
+
+def _steps_by_arm(records: Iterable[ProblemRecord]) -> str:
+    """"arm n, …" over the steps of `records` that carry the arm of their round (most first), or "—"."""
+    counts = Counter(s.arm for r in records for s in r.steps if s.arm is not None)
+    return ", ".join(f"{arm} {n}" for arm, n in counts.most_common()) or "—"
 
 
 def draw(problems: Sequence[str], horizon: int, rng: random.Random) -> list[str]:
@@ -163,10 +176,8 @@ def _ratio_cells(ratios: Sequence[float]) -> str:
     return f"{statistics.fmean(ratios):.2f} [{deciles[0]:.2f}, {deciles[-1]:.2f}] | {within:.0%}"
 
 
-def report(table: dict[str, dict[str, Outcome]], bandit: BanditConfig, policies: Sequence[str],
-           horizons: Sequence[int], repeats: int, seed: int) -> str:
-    """Markdown: the fixed arms on all measured problems, then, over `repeats` draws per horizon, the exploration
-    bound and each policy (every row of a horizon sees the same draws)."""
+def arm_table(table: dict[str, dict[str, Outcome]]) -> str:
+    """Markdown: every fixed arm's throughput and accuracy on all measured problems."""
     problems = list(table)
     arms = list(table[problems[0]])
     lines = [f"Measured problems: {len(problems)}; arms: {', '.join(arms)}.", "",
@@ -174,7 +185,15 @@ def report(table: dict[str, dict[str, Outcome]], bandit: BanditConfig, policies:
     for a in arms:
         tps = sum(table[p][a].tokens for p in problems) / sum(table[p][a].seconds for p in problems)
         lines.append(f"| {a} | {tps:.2f} | {sum(table[p][a].correct for p in problems)}/{len(problems)} |")
-    lines += ["", f"Replays: {repeats} random orders per row (seed {seed}).", "",
+    return "\n".join(lines)
+
+
+def report(table: dict[str, dict[str, Outcome]], bandit: BanditConfig, policies: Sequence[str],
+           horizons: Sequence[int], repeats: int, seed: int) -> str:
+    """Markdown: the fixed arms on all measured problems, then, over `repeats` draws per horizon, the exploration
+    bound and each policy (every row of a horizon sees the same draws)."""
+    problems = list(table)
+    lines = [arm_table(table), "", f"Replays: {repeats} random orders per row (seed {seed}).", "",
               "| policy | horizon | bandit ÷ best fixed arm: mean [p10, p90] | within 5% | pulls of the best arm "
               "| accuracy |", "|---|---|---|---|---|---|"]
     for horizon in horizons:
@@ -202,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--horizon", type=int, nargs="+", default=[20, 50, 200], help="requests per replay")
     parser.add_argument("--repeats", type=int, default=200, help="replays per policy and horizon")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--live-only", action="store_true",
+                        help="no replays: the live bandit runs against the arms measured beside them (any of them)")
     args = parser.parse_args(argv)
     if args.repeats < 1 or min(args.horizon) < 1:
         parser.error("--repeats and every --horizon must be ≥ 1")
@@ -210,10 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.config} configure no controller.bandit")
     records = [r for d in args.run_dirs for r in read_records(d)]
     try:
-        table = outcome_table(records, [a.name for a in bandit.arms])
+        table = outcome_table(records, [a.name for a in bandit.arms], every_arm=not args.live_only)
     except ValueError as e:
         parser.error(str(e))
-    print(report(table, bandit, args.policy, args.horizon, args.repeats, args.seed))
+    print(arm_table(table) if args.live_only else
+          report(table, bandit, args.policy, args.horizon, args.repeats, args.seed))
     if live := live_rows(records, table, bandit):
         print(f"\nLive bandit runs in the records, on the same problems:\n\n{live}")
     return 0

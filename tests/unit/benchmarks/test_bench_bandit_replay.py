@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -84,3 +85,24 @@ def test_the_command_replays_the_configured_arms(tmp_path, capsys):
     assert out.count("| ucb:paper |") == 2 and out.count("| exp3 |") == 2 and out.count("| thompson |") == 2
     assert out.count("| bound:") == 2
     assert "| bandit-step | 2 | 5.00 | 0.50 (specreason-t5) | 2/2 |" in out and "| bon |" not in out
+
+
+def test_live_only_compares_a_per_round_run_with_the_arms_measured_beside_it(tmp_path, capsys):
+    """With one fixed arm measured, --live-only scores the live run against it and counts its steps by arm;
+    without the flag the replay needs every configured arm."""
+    fixed = [_pinned("specreason-t5", f"p{i}", step_s=1.0) for i in range(2)]
+    live = []
+    for i in range(2):
+        r = record("bandit-step", f"p{i}", latency=8.0, outcomes=[TARGET] * 4, knobs={"bandit_granularity": "step"},
+                   draft_s=0.0, judge_s=0.0, target_s=2.0)
+        arms = ["no-spec", "specreason-t5", "specreason-t5", "specreason-t5"]
+        steps = tuple(dataclasses.replace(s, arm=a) for s, a in zip(r.steps, arms, strict=True))
+        live.append(dataclasses.replace(r, steps=steps))
+    write_records(tmp_path, fixed + live)
+    assert main([str(tmp_path), "--live-only"]) == 0
+    out = capsys.readouterr().out
+    assert "arms: specreason-t5." in out and "| ucb:paper |" not in out
+    assert "| bandit-step | 2 | 5.00 | 0.50 (specreason-t5) | 2/2 | specreason-t5 6, no-spec 2 |" in out
+    with pytest.raises(SystemExit):
+        main([str(tmp_path)])
+    assert "no-spec" in capsys.readouterr().err
