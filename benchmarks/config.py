@@ -81,11 +81,14 @@ class BenchConfig(_Strict):
                                             "config, sends the group's requests over HTTP, then stops it.")
     concurrency: int = Field(1, gt=0, description="Requests in flight at once.")
     request_timeout_s: float = Field(1800.0, gt=0, description="Served mode: client timeout of one request.")
-    order: Literal["grouped", "interleaved", "paired"] = Field(
+    order: Literal["grouped", "interleaved", "alternated", "paired"] = Field(
         "grouped", description="grouped: all problems of a run, then the next run; interleaved: every run on "
                                "a problem, then the next problem, engine groups (distinct app_overrides) one after "
-                               "another; paired: like interleaved, but every engine group is loaded afresh for "
-                               "each problem, so runs on different engines are paired in time too.")
+                               "another; alternated: like interleaved, the runs in reverse order on every other "
+                               "problem (a run sent second on a problem finds the first's prompts in the prefix "
+                               "cache: alternating shares that out); paired: like interleaved, but every engine "
+                               "group is loaded afresh for each problem, so runs on different engines are paired in "
+                               "time too.")
     warmup: bool = Field(True, description="Send one short untimed request per method before timing.")
     warmup_tokens: int = Field(32, gt=0, description="Token budget of a warm-up request.")
     runs: list[RunSpec] = Field(min_length=1, description="The runs, in the order they execute (grouped order).")

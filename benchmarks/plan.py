@@ -16,6 +16,8 @@ from cluster.errors import ConfigError
 ORDER_NOTES = {
     "grouped": "grouped by run: all problems of one run, then the next run (config order)",
     "interleaved": "interleaved: every run on one problem, then the next problem",
+    "alternated": "alternated: every run on one problem, then the next problem, the runs in reverse order on every "
+                  "other problem (each run is second, finding the first's prompts in the prefix cache, on half)",
     "paired": "paired: every run on one problem, then the next problem, each engine group loaded afresh for each "
               "problem, so runs on different engines are also close in time",
 }
@@ -45,9 +47,13 @@ class EngineGroup:
 
 
 def plan_jobs(runs: Sequence[RunSpec], problems: Sequence[Problem], order: str, start: int = 0) -> list[Job]:
-    """Requests in execution order: run-major ("grouped") or problem-major ("interleaved", "paired")."""
-    pairs = ([(r, p) for r in runs for p in problems] if order == "grouped"
-             else [(r, p) for p in problems for r in runs])
+    """Requests in execution order: run-major ("grouped") or problem-major ("interleaved", "paired"; "alternated":
+    the runs reversed on the 2nd, 4th, … problem)."""
+    if order == "grouped":
+        pairs = [(r, p) for r in runs for p in problems]
+    else:
+        flip = order == "alternated"
+        pairs = [(r, p) for i, p in enumerate(problems) for r in (runs[::-1] if flip and i % 2 else runs)]
     return [Job(start + i, r, p) for i, (r, p) in enumerate(pairs)]
 
 

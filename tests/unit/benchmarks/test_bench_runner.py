@@ -92,6 +92,15 @@ def test_interleaved_order_runs_every_run_on_a_problem_first(tmp_path, answers):
     assert len(FakeEngine.instances[0].calls) == 6  # no warm-up
 
 
+def test_alternated_order_reverses_the_runs_on_every_other_problem(tmp_path, answers):
+    out = runner.run_benchmark(_config(tmp_path, "order=alternated", "warmup=false"), command="cmd",
+                               engine_factory=lambda app: FakeEngine(app, answers))
+    records = read_records(out.run_dir)
+    assert [r.run for r in records] == ["target", "draft", "sr7", "sr7", "draft", "target"]
+    assert len({r.problem_id for r in records[:3]}) == 1 and records[3].problem_id != records[0].problem_id
+    assert read_meta(out.run_dir)["order"].startswith("alternated")
+
+
 def test_runs_with_their_own_app_overrides_get_their_own_engine(tmp_path, answers):
     runs = ("runs=[{name: target, knobs: {method: target}}, "
             "{name: target-sd, knobs: {method: target}, app_overrides: [target.max_model_len=2048]}]")
