@@ -103,23 +103,24 @@ def live_rows(records: Sequence[ProblemRecord], table: dict[str, dict[str, Outco
     """Markdown: every live bandit run in `records` (knobs pin no arm and set no arm's knob, as the runner routes
     a request to the bandit) against the fixed arms on the problems it shares with the table."""
     arm_keys = {k for a in bandit.arms for k in a.knobs} | {"arm"}
-    live: dict[str, dict[str, Outcome]] = {}
+    live: dict[str, dict[str, ProblemRecord]] = {}
     for r in records:
         if not arm_keys & r.knobs.keys() and r.ok and r.stats is not None and r.problem_id in table:
-            live.setdefault(r.run, {})[r.problem_id] = _outcome(r)
+            live.setdefault(r.run, {})[r.problem_id] = r
     if not live:
         return ""
     lines = ["| live run | problems | throughput (tokens/s) | ÷ best fixed arm on them (arm) | accuracy "
              "| kept steps by arm (per-round runs) |", "|---|---|---|---|---|---|"]
-    for run, outcomes in live.items():
-        problems = list(outcomes)
-        tps = sum(o.tokens for o in outcomes.values()) / sum(o.seconds for o in outcomes.values())
+    for run, by_problem in live.items():
+        problems = list(by_problem)
+        outcomes = [_outcome(r) for r in by_problem.values()]
+        tps = sum(o.tokens for o in outcomes) / sum(o.seconds for o in outcomes)
         fixed = {a: sum(table[p][a].tokens for p in problems) / sum(table[p][a].seconds for p in problems)
                  for a in table[problems[0]]}
         best = max(fixed, key=fixed.__getitem__)
-        right = sum(o.correct for o in outcomes.values())
+        right = sum(o.correct for o in outcomes)
         lines.append(f"| {run} | {len(problems)} | {tps:.2f} | {tps / fixed[best]:.2f} ({best}) | "
-                     f"{right}/{len(problems)} | {_steps_by_arm(r for r in records if r.run == run)} |")
+                     f"{right}/{len(problems)} | {_steps_by_arm(by_problem.values())} |")
     return "\n".join(lines)
 
 
