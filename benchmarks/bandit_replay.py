@@ -99,6 +99,12 @@ def outcome_table(records: Sequence[ProblemRecord], arms: Sequence[str],
     return {p: {a: m[p] for a, m in by_arm.items()} for p in problems}
 
 
+def fixed_throughputs(table: dict[str, dict[str, Outcome]], problems: Sequence[str]) -> dict[str, float]:
+    """Each arm's Σ tokens / Σ seconds over `problems` (repeats count again)."""
+    return {a: sum(table[p][a].tokens for p in problems) / sum(table[p][a].seconds for p in problems)
+            for a in table[problems[0]]}
+
+
 def live_rows(records: Sequence[ProblemRecord], table: dict[str, dict[str, Outcome]], bandit: BanditConfig) -> str:
     """Markdown: every live bandit run in `records` (knobs pin no arm and set no arm's knob, as the runner routes
     a request to the bandit) against the fixed arms on the problems it shares with the table."""
@@ -115,8 +121,7 @@ def live_rows(records: Sequence[ProblemRecord], table: dict[str, dict[str, Outco
         problems = list(by_problem)
         outcomes = [_outcome(r) for r in by_problem.values()]
         tps = sum(o.tokens for o in outcomes) / sum(o.seconds for o in outcomes)
-        fixed = {a: sum(table[p][a].tokens for p in problems) / sum(table[p][a].seconds for p in problems)
-                 for a in table[problems[0]]}
+        fixed = fixed_throughputs(table, problems)
         best = max(fixed, key=fixed.__getitem__)
         right = sum(o.correct for o in outcomes)
         lines.append(f"| {run} | {len(problems)} | {tps:.2f} | {tps / fixed[best]:.2f} ({best}) | "
@@ -150,7 +155,7 @@ def replay(controller: ControllerConfig, table: dict[str, dict[str, Outcome]], s
         state.observe_throughput(arm.name, o.tokens, o.seconds)
         pulls[arm.name] += 1
         tokens, seconds, correct = tokens + o.tokens, seconds + o.seconds, correct + o.correct
-    fixed = {a: sum(table[p][a].tokens for p in sequence) / sum(table[p][a].seconds for p in sequence) for a in arms}
+    fixed = fixed_throughputs(table, sequence)
     best = max(fixed, key=fixed.__getitem__)
     return Replay(tokens / seconds, correct, best, fixed[best], pulls)
 
@@ -159,7 +164,7 @@ def explore_once_bound(table: dict[str, dict[str, Outcome]], sequence: Sequence[
     """Bandit ÷ best fixed arm for the cheapest exploration any per-request policy can make: one pull of every
     arm (the first problems, one arm each in table order), then the best arm in hindsight for the rest."""
     arms = list(next(iter(table.values())))
-    fixed = {a: sum(table[p][a].tokens for p in sequence) / sum(table[p][a].seconds for p in sequence) for a in arms}
+    fixed = fixed_throughputs(table, sequence)
     best = max(fixed, key=fixed.__getitem__)
     pulls = [table[p][arms[i] if i < len(arms) else best] for i, p in enumerate(sequence)]
     return sum(o.tokens for o in pulls) / sum(o.seconds for o in pulls) / fixed[best]
@@ -183,8 +188,7 @@ def arm_table(table: dict[str, dict[str, Outcome]]) -> str:
     arms = list(table[problems[0]])
     lines = [f"Measured problems: {len(problems)}; arms: {', '.join(arms)}.", "",
              "| arm | throughput (tokens/s) | accuracy |", "|---|---|---|"]
-    for a in arms:
-        tps = sum(table[p][a].tokens for p in problems) / sum(table[p][a].seconds for p in problems)
+    for a, tps in fixed_throughputs(table, problems).items():
         lines.append(f"| {a} | {tps:.2f} | {sum(table[p][a].correct for p in problems)}/{len(problems)} |")
     return "\n".join(lines)
 
