@@ -88,15 +88,14 @@ def outcome_table(records: Sequence[ProblemRecord], arms: Sequence[str],
         arm = r.knobs.get("arm", r.run)
         if arm in by_arm and r.ok and r.stats is not None and r.stats.wall_time_s > 0:
             by_arm[arm][r.problem_id] = _outcome(r)
-    missing = sorted(a for a, m in by_arm.items() if not m)
-    if not every_arm:
-        by_arm = {a: m for a, m in by_arm.items() if m}
-    if missing and (every_arm or not by_arm):
+    kept = {a: m for a, m in by_arm.items() if m}
+    if not kept or (every_arm and len(kept) < len(by_arm)):
+        missing = sorted(by_arm.keys() - kept.keys())
         raise ValueError(f"no records pin the arms {missing} (runs with knobs {{arm: NAME}} or named NAME)")
-    problems = sorted(set.intersection(*(set(m) for m in by_arm.values())))
+    problems = sorted(set.intersection(*(set(m) for m in kept.values())))
     if not problems:
         raise ValueError("no problem was measured by every arm")
-    return {p: {a: m[p] for a, m in by_arm.items()} for p in problems}
+    return {p: {a: m[p] for a, m in kept.items()} for p in problems}
 
 
 def fixed_throughputs(table: dict[str, dict[str, Outcome]], problems: Sequence[str]) -> dict[str, float]:

@@ -33,6 +33,9 @@ def test_the_table_keeps_pinned_records_of_problems_every_arm_answered():
     assert table["p0"]["fast"].tokens == 40 and table["p0"]["fast"].seconds == pytest.approx(4.0)
     with pytest.raises(ValueError, match="lookahead"):
         outcome_table(records, ["slow", "lookahead"])
+    assert list(outcome_table(records, ["slow", "lookahead"], every_arm=False)["p0"]) == ["slow"]
+    with pytest.raises(ValueError, match="lookahead"):
+        outcome_table(records, ["lookahead"], every_arm=False)
 
 
 def test_runs_named_after_an_arm_count_as_its_records():
