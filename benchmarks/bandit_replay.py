@@ -19,11 +19,14 @@ answer. This is a counterfactual replay of measured outcomes, not a live run: ti
 and the order a server would have seen are absent. Live bandit runs found in the same records (requests that
 pinned no arm) are listed after the replays, against the fixed arms on the problems they ran; `--live-only`
 lists only them, against whichever arms were measured beside them (a per-round run's kept steps counted by arm).
+`--pool` reads several folders as repeats of one benchmark (each folder's problems its own), so the tables pool
+the repeats: Σ tokens / Σ seconds over all of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import statistics
 from collections import Counter
@@ -227,13 +230,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--live-only", action="store_true",
                         help="no replays: the live bandit runs against the arms measured beside them (any of them)")
+    parser.add_argument("--pool", action="store_true",
+                        help="the folders are repeats of one benchmark: each keeps its own problems (named "
+                             "FOLDER/PROBLEM), so every figure is Σ over all of them")
     args = parser.parse_args(argv)
     if args.repeats < 1 or min(args.horizon) < 1:
         parser.error("--repeats and every --horizon must be ≥ 1")
     bandit = load_config(args.config).controller.bandit
     if bandit is None:
         parser.error(f"{args.config} configure no controller.bandit")
-    records = [r for d in args.run_dirs for r in read_records(d)]
+    records = [dataclasses.replace(r, problem_id=f"{d.name}/{r.problem_id}") if args.pool else r
+               for d in args.run_dirs for r in read_records(d)]
     try:
         table = outcome_table(records, [a.name for a in bandit.arms], every_arm=not args.live_only)
     except ValueError as e:

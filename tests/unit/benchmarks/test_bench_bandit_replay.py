@@ -109,3 +109,16 @@ def test_live_only_compares_a_per_round_run_with_the_arms_measured_beside_it(tmp
     with pytest.raises(SystemExit):
         main([str(tmp_path)])
     assert "no-spec" in capsys.readouterr().err
+
+
+def test_pool_reads_folders_as_repeats_of_one_benchmark(tmp_path, capsys):
+    """Two folders that ran the same problem: pooled, both count (Σ over 2 + 8 seconds); unpooled, one
+    folder's record replaces the other's."""
+    for name, step_s in (("a", 0.5), ("b", 2.0)):
+        (tmp_path / name).mkdir()
+        write_records(tmp_path / name, [_pinned("specreason-t5", "p0", step_s=step_s)])
+    folders = [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert main([*folders, "--live-only", "--pool"]) == 0
+    assert "| specreason-t5 | 8.00 | 2/2 |" in capsys.readouterr().out  # 80 tokens in 10 s
+    assert main([*folders, "--live-only"]) == 0
+    assert "| specreason-t5 | 5.00 | 1/1 |" in capsys.readouterr().out
