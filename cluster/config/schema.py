@@ -385,6 +385,9 @@ class BanditConfig(StrictModel):
     delta: float = Field(0.05, gt=0, lt=1, description="UCB paper radius: confidence parameter δ.")
     exploration: float = Field(2.0, gt=0, description="UCB heuristic radius: exploration weight c.")
     warmup_rounds: int = Field(1, ge=1, description="UCB: pulls of every arm before the radius decides.")
+    variance: Literal["arm", "pooled"] = Field(
+        "arm", description="Thompson sampling: each arm's own reward variance, or one pooled over the arms (the "
+                           "arms' rewards taken as equally noisy; lighter posterior tails, fewer trial pulls).")
     seed: int = Field(0, description="EXP3 and Thompson sampling: RNG seed.")
     reward_ref_tokens_per_s: float | None = Field(
         None, gt=0, description="Throughput worth reward 1 (None = the highest seen so far).")

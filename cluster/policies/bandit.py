@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 from cluster.policies.arms import Arm, check_arms
 
 Radius = Literal["paper", "heuristic"]
+Variance = Literal["arm", "pooled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,14 +235,22 @@ class Thompson(BanditPolicy):
     barely vary is settled after a few pulls, which is what BanditSpec's fixed radius cannot do when the
     arms' gaps are small against the reward range (an arm whose rewards so far are all equal has scale 0
     and competes with its mean alone). The RNG is injected and part of the checkpointed state.
+
+    `variance="pooled"` takes the arms' rewards as equally noisy: one variance s² pooled over all arms
+    (Σ squared deviations from each arm's mean ÷ (N − K), N pulls of K arms), so each arm's posterior is
+    Student-t with N − K degrees of freedom and scale s/√n_i. Its tails thin as soon as any arm is pulled,
+    where an arm's own variance leaves a barely pulled arm's draw Cauchy-like (one degree of freedom).
     """
 
     kind = "thompson"
     warmup_rounds = 2
 
-    def __init__(self, arms: Sequence[Arm], *, rng: random.Random) -> None:
+    def __init__(self, arms: Sequence[Arm], *, rng: random.Random, variance: Variance = "arm") -> None:
         super().__init__(arms)
+        if variance not in ("arm", "pooled"):
+            raise ValueError(f"Unknown Thompson variance {variance!r}; valid: ['arm', 'pooled']")
         self.rng = rng
+        self.variance = variance
         self._square_sum = [0.0] * len(self.arms)  # Σ r², for the sample variance
 
     def _observe(self, i: int, reward: float) -> None:
@@ -251,14 +260,26 @@ class Thompson(BanditPolicy):
         super().rescale_rewards(factor)
         self._square_sum = [q * factor * factor for q in self._square_sum]
 
+    def _squared_deviations(self, i: int) -> float:
+        """Σ (r − mean)² over arm i's rewards."""
+        return max(self._square_sum[i] - self._reward_sum[i] ** 2 / self._pulls[i], 0.0)
+
+    def degrees_of_freedom(self, i: int) -> int:
+        """The posterior's: n_i − 1 with the arm's own variance, N − K pooled (every arm pulled twice)."""
+        if self.variance == "pooled":
+            return sum(self._pulls) - len(self.arms)
+        return self._pulls[i] - 1
+
     def posterior_scale(self, i: int) -> float:
-        """s/√n of arm i, the Student-t posterior's scale (n ≥ 2 pulls)."""
-        n = self._pulls[i]
-        variance = max(self._square_sum[i] - self._reward_sum[i] ** 2 / n, 0.0) / (n - 1)
-        return math.sqrt(variance / n)
+        """s/√n of arm i, the Student-t posterior's scale (every arm pulled twice)."""
+        if self.variance == "pooled":
+            deviations = sum(self._squared_deviations(j) for j in range(len(self.arms)))
+        else:
+            deviations = self._squared_deviations(i)
+        return math.sqrt(deviations / self.degrees_of_freedom(i) / self._pulls[i])
 
     def _draw(self, i: int) -> float:
-        dof = self._pulls[i] - 1
+        dof = self.degrees_of_freedom(i)
         student_t = self.rng.gauss(0.0, 1.0) / math.sqrt(self.rng.gammavariate(dof / 2, 2.0) / dof)
         return self._mean(i) + self.posterior_scale(i) * student_t
 
@@ -275,12 +296,14 @@ class Thompson(BanditPolicy):
 
 
 def make_bandit(algorithm: str, arms: Sequence[Arm], *, seed: int | None = 0, radius: Radius = "paper",
-                delta: float = 0.05, exploration: float = 2.0, warmup_rounds: int = 1) -> BanditPolicy:
+                delta: float = 0.05, exploration: float = 2.0, warmup_rounds: int = 1,
+                variance: Variance = "arm") -> BanditPolicy:
     """The policy called `algorithm` ("ucb", "exp3" or "thompson") over `arms`.
 
     Args:
         seed: EXP3's and Thompson sampling's RNG seed.
         radius, delta, exploration, warmup_rounds: UCB's (see `UCB`); the other policies ignore them.
+        variance: Thompson sampling's (see `Thompson`); the other policies ignore it.
 
     Raises:
         ValueError: unknown algorithm (the message lists the valid ones), or UCB knobs out of range.
@@ -290,5 +313,5 @@ def make_bandit(algorithm: str, arms: Sequence[Arm], *, seed: int | None = 0, ra
     if algorithm == "exp3":
         return EXP3(arms, rng=random.Random(seed))
     if algorithm == "thompson":
-        return Thompson(arms, rng=random.Random(seed))
+        return Thompson(arms, rng=random.Random(seed), variance=variance)
     raise ValueError(f"Unknown bandit algorithm {algorithm!r}; valid: ['exp3', 'thompson', 'ucb']")

@@ -27,7 +27,7 @@ def build_bandit(cfg: ControllerConfig) -> BanditPolicy | None:
         return None
     arms = [Arm(a.name, dict(a.knobs)) for a in b.arms]
     return make_bandit(b.algorithm, arms, seed=b.seed, radius=b.radius, delta=b.delta, exploration=b.exploration,
-                       warmup_rounds=b.warmup_rounds)
+                       warmup_rounds=b.warmup_rounds, variance=b.variance)
 
 
 class PolicyState:

@@ -23,7 +23,8 @@ SEEDS = range(4)
 
 def policies(seed: int) -> dict[str, BanditPolicy]:
     return {"ucb-paper": UCB(ARMS), "ucb-heuristic": UCB(ARMS, radius="heuristic", warmup_rounds=2),
-            "exp3": EXP3(ARMS, rng=random.Random(seed)), "thompson": Thompson(ARMS, rng=random.Random(seed))}
+            "exp3": EXP3(ARMS, rng=random.Random(seed)), "thompson": Thompson(ARMS, rng=random.Random(seed)),
+            "thompson-pooled": Thompson(ARMS, rng=random.Random(seed), variance="pooled")}
 
 
 def play(policy: BanditPolicy, rounds: int, seed: int) -> list[float]:
@@ -38,7 +39,7 @@ def play(policy: BanditPolicy, rounds: int, seed: int) -> list[float]:
     return regret
 
 
-@pytest.mark.parametrize("name", ["ucb-paper", "ucb-heuristic", "exp3", "thompson"])
+@pytest.mark.parametrize("name", ["ucb-paper", "ucb-heuristic", "exp3", "thompson", "thompson-pooled"])
 def test_regret_is_sublinear_and_the_best_arm_dominates(name):
     """Regret over 4T rounds is well under 4× the regret over T (linear growth would be 4×, √T growth 2×)."""
     at_t = at_4t = 0.0
@@ -96,6 +97,22 @@ def test_thompson_pulls_every_arm_twice_then_samples_a_student_t_posterior():
     for _ in range(200):
         picks[ts.select().name] += 1
     assert max(picks, key=picks.__getitem__) == ts.leader().name  # draws favour the highest mean
+
+
+def test_pooled_thompson_shares_one_variance_over_the_arms():
+    """s² = Σ squared deviations from each arm's mean ÷ (N − K); arm i's scale s/√n_i, N − K degrees of freedom."""
+    ts = Thompson(ARMS, rng=random.Random(0), variance="pooled")
+    rewards = {"no-speculation": [0.2, 0.4], "spec-tau7": [0.6, 0.9], "spec-tau5": [0.5, 0.5, 0.8]}
+    for name, rs in rewards.items():
+        for r in rs:
+            ts.update(name, r)
+    deviations = sum((x - sum(rs) / len(rs)) ** 2 for rs in rewards.values() for x in rs)
+    dof = 7 - 3
+    for i, arm in enumerate(ARMS):
+        assert ts.degrees_of_freedom(i) == dof
+        assert ts.posterior_scale(i) == pytest.approx(math.sqrt(deviations / dof / len(rewards[arm.name])))
+    with pytest.raises(ValueError, match="pooled"):
+        Thompson(ARMS, rng=random.Random(0), variance="shared")  # type: ignore[arg-type]
 
 
 def test_exp3_probabilities_favour_low_loss_and_sum_to_one():
@@ -168,7 +185,8 @@ def test_make_bandit_builds_each_policy_with_its_knobs():
     assert (ucb.radius, ucb.delta, ucb.exploration, ucb.warmup_rounds) == ("heuristic", 0.1, 1.5, 3)
     assert isinstance(make_bandit("exp3", ARMS, radius="heuristic"), EXP3)
     a, b = (make_bandit("thompson", ARMS, seed=5, warmup_rounds=3) for _ in range(2))
-    assert isinstance(a, Thompson)
+    assert isinstance(a, Thompson) and a.variance == "arm"
+    assert make_bandit("thompson", ARMS, variance="pooled").variance == "pooled"
     assert play(a, 30, seed=0) == play(b, 30, seed=0)
 
 

@@ -23,16 +23,18 @@ def config(tmp_path, **bandit) -> ControllerConfig:
                             checkpoint_interval_s=0)
 
 
-@pytest.mark.parametrize("algorithm", ["ucb", "exp3", "thompson"])
-def test_checkpoint_restores_pulls_rewards_and_prior(tmp_path, algorithm):
-    state = PolicyState(config(tmp_path, algorithm=algorithm))
-    assert not state.restored
+@pytest.mark.parametrize("bandit", [{"algorithm": "ucb"}, {"algorithm": "exp3"}, {"algorithm": "thompson"},
+                                    {"algorithm": "thompson", "variance": "pooled"}],
+                         ids=lambda b: "-".join(b.values()))
+def test_checkpoint_restores_pulls_rewards_and_prior(tmp_path, bandit):
+    state = PolicyState(config(tmp_path, **bandit))
+    assert not state.restored and getattr(state.bandit, "variance", "arm") == bandit.get("variance", "arm")
     for _ in range(4):
         arm = state.choose()
         assert state.observe(arm.name, result(100 if arm.name == "fast" else 10, 1.0)) is not None
     state.observe_fit(TruncNormal(0.5, 0.3))
     assert state.maybe_save()
-    again = PolicyState(config(tmp_path, algorithm=algorithm))
+    again = PolicyState(config(tmp_path, **bandit))
     assert again.restored and again.to_dict() == state.to_dict()
     assert sum(s.pulls for s in again.arm_stats().values()) == 4
 
