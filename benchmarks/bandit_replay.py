@@ -10,7 +10,7 @@ to the best fixed arm in hindsight is paired, and repeats over random orders (an
 sampling) give its spread.
 
     python -m benchmarks.bandit_replay RESULTS_DIR [--config configs/default.yaml configs/controller.yaml]
-        [--horizon 20 50 200] [--repeats 200] [--policy ucb:paper ucb:heuristic exp3 thompson]
+        [--horizon 20 50 200] [--repeats 200] [--policy ucb:paper ucb:heuristic exp3 thompson thompson:pooled]
 
 A horizon up to the number of measured problems draws a random order without repetition; a longer one draws
 problems with replacement (the measured problems stand for the request distribution). Throughput = Σ tokens /
@@ -43,7 +43,8 @@ DEFAULT_CONFIG = ("configs/default.yaml", "configs/controller.yaml")
 POLICIES = {"ucb:paper": {"algorithm": "ucb", "radius": "paper"},
             "ucb:heuristic": {"algorithm": "ucb", "radius": "heuristic"},
             "exp3": {"algorithm": "exp3"},
-            "thompson": {"algorithm": "thompson"}}
+            "thompson": {"algorithm": "thompson", "variance": "arm"},
+            "thompson:pooled": {"algorithm": "thompson", "variance": "pooled"}}
 
 
 @dataclass(frozen=True, slots=True)
