@@ -108,6 +108,13 @@ def fixed_throughputs(table: dict[str, dict[str, Outcome]], problems: Sequence[s
             for a in table[problems[0]]}
 
 
+def best_fixed(table: dict[str, dict[str, Outcome]], problems: Sequence[str]) -> tuple[str, float]:
+    """The best fixed arm in hindsight over `problems` and its throughput."""
+    fixed = fixed_throughputs(table, problems)
+    best = max(fixed, key=fixed.__getitem__)
+    return best, fixed[best]
+
+
 def live_rows(records: Sequence[ProblemRecord], table: dict[str, dict[str, Outcome]], bandit: BanditConfig) -> str:
     """Markdown: every live bandit run in `records` (knobs pin no arm and set no arm's knob, as the runner routes
     a request to the bandit) against the fixed arms on the problems it shares with the table."""
@@ -124,10 +131,9 @@ def live_rows(records: Sequence[ProblemRecord], table: dict[str, dict[str, Outco
         problems = list(by_problem)
         outcomes = [_outcome(r) for r in by_problem.values()]
         tps = sum(o.tokens for o in outcomes) / sum(o.seconds for o in outcomes)
-        fixed = fixed_throughputs(table, problems)
-        best = max(fixed, key=fixed.__getitem__)
+        best, best_tps = best_fixed(table, problems)
         right = sum(o.correct for o in outcomes)
-        lines.append(f"| {run} | {len(problems)} | {tps:.2f} | {tps / fixed[best]:.2f} ({best}) | "
+        lines.append(f"| {run} | {len(problems)} | {tps:.2f} | {tps / best_tps:.2f} ({best}) | "
                      f"{right}/{len(problems)} | {_steps_by_arm(by_problem.values())} |")
     return "\n".join(lines)
 
@@ -158,19 +164,17 @@ def replay(controller: ControllerConfig, table: dict[str, dict[str, Outcome]], s
         state.observe_throughput(arm.name, o.tokens, o.seconds)
         pulls[arm.name] += 1
         tokens, seconds, correct = tokens + o.tokens, seconds + o.seconds, correct + o.correct
-    fixed = fixed_throughputs(table, sequence)
-    best = max(fixed, key=fixed.__getitem__)
-    return Replay(tokens / seconds, correct, best, fixed[best], pulls)
+    best, best_tps = best_fixed(table, sequence)
+    return Replay(tokens / seconds, correct, best, best_tps, pulls)
 
 
 def explore_once_bound(table: dict[str, dict[str, Outcome]], sequence: Sequence[str]) -> float:
     """Bandit ÷ best fixed arm for the cheapest exploration any per-request policy can make: one pull of every
     arm (the first problems, one arm each in table order), then the best arm in hindsight for the rest."""
     arms = list(next(iter(table.values())))
-    fixed = fixed_throughputs(table, sequence)
-    best = max(fixed, key=fixed.__getitem__)
+    best, best_tps = best_fixed(table, sequence)
     pulls = [table[p][arms[i] if i < len(arms) else best] for i, p in enumerate(sequence)]
-    return sum(o.tokens for o in pulls) / sum(o.seconds for o in pulls) / fixed[best]
+    return sum(o.tokens for o in pulls) / sum(o.seconds for o in pulls) / best_tps
 
 
 def _with_policy(bandit: BanditConfig, policy: str, seed: int) -> ControllerConfig:
