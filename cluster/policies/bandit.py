@@ -264,29 +264,29 @@ class Thompson(BanditPolicy):
         """Σ (r − mean)² over arm i's rewards."""
         return max(self._square_sum[i] - self._reward_sum[i] ** 2 / self._pulls[i], 0.0)
 
-    def degrees_of_freedom(self, i: int) -> int:
-        """The posterior's: n_i − 1 with the arm's own variance, N − K pooled (every arm pulled twice)."""
+    def degrees_of_freedom(self) -> list[int]:
+        """Each arm's posterior's: n_i − 1 with the arm's own variance, N − K pooled (every arm pulled twice)."""
         if self.variance == "pooled":
-            return sum(self._pulls) - len(self.arms)
-        return self._pulls[i] - 1
+            return [sum(self._pulls) - len(self.arms)] * len(self.arms)
+        return [n - 1 for n in self._pulls]
 
-    def posterior_scale(self, i: int) -> float:
-        """s/√n of arm i, the Student-t posterior's scale (every arm pulled twice)."""
+    def posterior_scales(self) -> list[float]:
+        """Each arm's s/√n, its Student-t posterior's scale (every arm pulled twice)."""
+        deviations = [self._squared_deviations(i) for i in range(len(self.arms))]
         if self.variance == "pooled":
-            deviations = sum(self._squared_deviations(j) for j in range(len(self.arms)))
-        else:
-            deviations = self._squared_deviations(i)
-        return math.sqrt(deviations / self.degrees_of_freedom(i) / self._pulls[i])
+            deviations = [sum(deviations)] * len(deviations)
+        dofs = self.degrees_of_freedom()
+        return [math.sqrt(d / dof / n) for d, dof, n in zip(deviations, dofs, self._pulls, strict=True)]
 
-    def _draw(self, i: int) -> float:
-        dof = self.degrees_of_freedom(i)
-        student_t = self.rng.gauss(0.0, 1.0) / math.sqrt(self.rng.gammavariate(dof / 2, 2.0) / dof)
-        return self._mean(i) + self.posterior_scale(i) * student_t
+    def _student_t(self, dof: int) -> float:
+        return self.rng.gauss(0.0, 1.0) / math.sqrt(self.rng.gammavariate(dof / 2, 2.0) / dof)
 
     def select(self) -> Arm:
         if (arm := self._warmup_arm(self.warmup_rounds)) is not None:
             return arm
-        return self.arms[max(range(len(self.arms)), key=self._draw)]  # one draw per arm, in order
+        scales, dofs = self.posterior_scales(), self.degrees_of_freedom()
+        draws = [self._mean(i) + scales[i] * self._student_t(dofs[i]) for i in range(len(self.arms))]  # in order
+        return self.arms[max(range(len(draws)), key=draws.__getitem__)]
 
     def _arm_state(self, i: int) -> dict[str, float]:
         return {"square_sum": self._square_sum[i]}

@@ -89,10 +89,10 @@ def test_thompson_pulls_every_arm_twice_then_samples_a_student_t_posterior():
     for i, arm in enumerate(ARMS):
         r = rewards[arm.name]
         variance = sum((x - sum(r) / 2) ** 2 for x in r) / (2 - 1)
-        assert ts.posterior_scale(i) == pytest.approx(math.sqrt(variance / 2))
-    before = [ts.posterior_scale(i) for i in range(3)]
+        assert ts.posterior_scales()[i] == pytest.approx(math.sqrt(variance / 2))
+    before = ts.posterior_scales()
     ts.rescale_rewards(0.5)
-    assert [ts.posterior_scale(i) for i in range(3)] == pytest.approx([s / 2 for s in before])
+    assert ts.posterior_scales() == pytest.approx([s / 2 for s in before])
     picks = {a.name: 0 for a in ARMS}
     for _ in range(200):
         picks[ts.select().name] += 1
@@ -108,9 +108,9 @@ def test_pooled_thompson_shares_one_variance_over_the_arms():
             ts.update(name, r)
     deviations = sum((x - sum(rs) / len(rs)) ** 2 for rs in rewards.values() for x in rs)
     dof = 7 - 3
-    for i, arm in enumerate(ARMS):
-        assert ts.degrees_of_freedom(i) == dof
-        assert ts.posterior_scale(i) == pytest.approx(math.sqrt(deviations / dof / len(rewards[arm.name])))
+    assert ts.degrees_of_freedom() == [dof] * len(ARMS)
+    expected = [math.sqrt(deviations / dof / len(rewards[arm.name])) for arm in ARMS]
+    assert ts.posterior_scales() == pytest.approx(expected)
     with pytest.raises(ValueError, match="pooled"):
         Thompson(ARMS, rng=random.Random(0), variance="shared")  # type: ignore[arg-type]
 
