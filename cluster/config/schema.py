@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PrivateAttr, ValidationError, model_validator
 
 from cluster.constants import API_KEY_ENV
+from cluster.policies.bandit import Radius, Variance
 
 MethodName = Literal["target", "draft", "specreason", "lookahead", "best_of_n", "ssr"]
 StepMethodName = Literal["target", "draft", "specreason", "lookahead"]  # methods that write one reasoning path
@@ -379,13 +380,13 @@ class BanditConfig(StrictModel):
     algorithm: Literal["ucb", "exp3", "thompson"] = Field(
         "ucb", description="UCB (stochastic), EXP3 (adversarial) or Gaussian Thompson sampling (stochastic, "
                            "no exploration constant).")
-    radius: Literal["paper", "heuristic"] = Field(
+    radius: Radius = Field(
         "paper", description="UCB confidence radius: BanditSpec's anytime radius or the reference code's "
                              "sqrt(c·ln t / n_i).")
     delta: float = Field(0.05, gt=0, lt=1, description="UCB paper radius: confidence parameter δ.")
     exploration: float = Field(2.0, gt=0, description="UCB heuristic radius: exploration weight c.")
     warmup_rounds: int = Field(1, ge=1, description="UCB: pulls of every arm before the radius decides.")
-    variance: Literal["arm", "pooled"] = Field(
+    variance: Variance = Field(
         "arm", description="Thompson sampling: each arm's own reward variance, or one pooled over the arms (the "
                            "arms' rewards taken as equally noisy; lighter posterior tails, fewer trial pulls).")
     seed: int = Field(0, description="EXP3 and Thompson sampling: RNG seed.")
