@@ -29,6 +29,7 @@ def config(tmp_path, **bandit) -> ControllerConfig:
 def test_checkpoint_restores_pulls_rewards_and_prior(tmp_path, bandit):
     state = PolicyState(config(tmp_path, **bandit))
     assert not state.restored and getattr(state.bandit, "variance", "arm") == bandit.get("variance", "arm")
+    assert state.to_dict()["bandit"]["settings"]["variance"] == bandit.get("variance", "arm")  # shown in /v1/stats
     for _ in range(4):
         arm = state.choose()
         assert state.observe(arm.name, result(100 if arm.name == "fast" else 10, 1.0)) is not None
