@@ -239,11 +239,11 @@ class Thompson(BanditPolicy):
     `variance="pooled"` takes the arms' rewards as equally noisy: one variance s² pooled over all arms
     (Σ squared deviations from each arm's mean ÷ (N − K), N pulls of K arms), so each arm's posterior is
     Student-t with N − K degrees of freedom and scale s/√n_i. Its tails thin as soon as any arm is pulled,
-    where an arm's own variance leaves a barely pulled arm's draw Cauchy-like (one degree of freedom).
+    where an arm's own variance leaves a barely pulled arm's draw Cauchy-like (one degree of freedom). It needs
+    one pull of every arm, not two: after that round the leader is pulled once more (N − K ≥ 1), then draws decide.
     """
 
     kind = "thompson"
-    warmup_rounds = 2
 
     def __init__(self, arms: Sequence[Arm], *, rng: random.Random, variance: Variance = "arm") -> None:
         super().__init__(arms)
@@ -251,6 +251,7 @@ class Thompson(BanditPolicy):
             raise ValueError(f"Unknown Thompson variance {variance!r}; valid: ['arm', 'pooled']")
         self.rng = rng
         self.variance = variance
+        self.warmup_rounds = 1 if variance == "pooled" else 2  # pulls of every arm before the posterior exists
         self._square_sum = [0.0] * len(self.arms)  # Σ r², for the sample variance
 
     def _observe(self, i: int, reward: float) -> None:
@@ -284,7 +285,10 @@ class Thompson(BanditPolicy):
     def select(self) -> Arm:
         if (arm := self._warmup_arm(self.warmup_rounds)) is not None:
             return arm
-        scales, dofs = self.posterior_scales(), self.degrees_of_freedom()
+        dofs = self.degrees_of_freedom()
+        if min(dofs) == 0:  # pooled, one pull per arm: no spread measured yet
+            return self.leader()
+        scales = self.posterior_scales()
         draws = [self._mean(i) + scales[i] * self._student_t(dofs[i]) for i in range(len(self.arms))]  # in order
         return self.arms[max(range(len(draws)), key=draws.__getitem__)]
 

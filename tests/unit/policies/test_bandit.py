@@ -115,6 +115,20 @@ def test_pooled_thompson_shares_one_variance_over_the_arms():
         Thompson(ARMS, rng=random.Random(0), variance="shared")  # type: ignore[arg-type]
 
 
+def test_pooled_thompson_pulls_every_arm_once_then_the_leader_then_samples():
+    """One reward per arm measures no spread; one more pull, of the best-looking arm, gives N − K = 1."""
+    ts = Thompson(ARMS, rng=random.Random(0), variance="pooled")
+    pulled = []
+    for reward in (0.2, 0.8, 0.5):
+        pulled.append(ts.select().name)
+        ts.update(pulled[-1], reward)
+    assert pulled == [a.name for a in ARMS]
+    assert ts.degrees_of_freedom() == [0] * len(ARMS)
+    assert ts.select().name == "spec-tau7"  # the leader, not a draw
+    ts.update("spec-tau7", 0.6)
+    assert ts.degrees_of_freedom() == [1] * len(ARMS) and all(s > 0 for s in ts.posterior_scales())
+
+
 def test_exp3_probabilities_favour_low_loss_and_sum_to_one():
     """On-policy play where arm 1 pays 0.9 and the others 0.1: arm 1 becomes the most likely."""
     exp3 = EXP3(ARMS, rng=random.Random(0))
