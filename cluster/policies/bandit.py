@@ -52,6 +52,10 @@ class BanditPolicy(abc.ABC):
         """The arm the policy currently favours (exploitation only): the highest mean, ties to the lower index."""
         return self.arms[max(range(len(self.arms)), key=self._mean)]
 
+    def settings(self) -> dict[str, Any]:
+        """The hyperparameters this policy uses (what /v1/stats shows; the arms and the RNG aside)."""
+        return {}
+
     def _warmup_arm(self, rounds: int) -> Arm | None:
         """The least-pulled arm while some arm has fewer than `rounds` pulls, else None."""
         fewest = min(range(len(self.arms)), key=self._pulls.__getitem__)
@@ -161,6 +165,10 @@ class UCB(BanditPolicy):
             raise ValueError("need 0 < delta < 1, exploration > 0 and warmup_rounds ≥ 1")
         self.radius, self.delta, self.exploration, self.warmup_rounds = radius, delta, exploration, warmup_rounds
 
+    def settings(self) -> dict[str, Any]:
+        return {"radius": self.radius, "delta": self.delta, "exploration": self.exploration,
+                "warmup_rounds": self.warmup_rounds}
+
     def confidence_radius(self, i: int, t: int) -> float:
         """cr_i at round t (see the class docstring); infinite for an arm never pulled."""
         n = self._pulls[i]
@@ -260,6 +268,9 @@ class Thompson(BanditPolicy):
     def rescale_rewards(self, factor: float) -> None:
         super().rescale_rewards(factor)
         self._square_sum = [q * factor * factor for q in self._square_sum]
+
+    def settings(self) -> dict[str, Any]:
+        return {"variance": self.variance, "warmup_rounds": self.warmup_rounds}
 
     def _squared_deviations(self, i: int) -> float:
         """Σ (r − mean)² over arm i's rewards."""

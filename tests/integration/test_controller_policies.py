@@ -61,6 +61,7 @@ def test_the_bandit_hands_out_arms_and_learns(http):
     counts = wait_for(lambda: pulls(http), lambda p: sum(p.values()) == 3)
     stats = http.get("/v1/stats").json()["policy"]["bandit"]
     assert counts["spec-low"] >= 1 and all(a["mean_reward"] is not None for a in stats["arms"].values())
+    assert stats["settings"] == {"variance": "arm", "warmup_rounds": 2, "seed": 0}  # the settings in force
 
 
 def test_pinning_bypasses_the_bandit(http):

@@ -29,7 +29,11 @@ def config(tmp_path, **bandit) -> ControllerConfig:
 def test_checkpoint_restores_pulls_rewards_and_prior(tmp_path, bandit):
     state = PolicyState(config(tmp_path, **bandit))
     assert not state.restored and getattr(state.bandit, "variance", "arm") == bandit.get("variance", "arm")
-    assert state.to_dict()["bandit"]["settings"]["variance"] == bandit.get("variance", "arm")  # shown in /v1/stats
+    expected = {"ucb": {"radius": "paper", "delta": 0.05, "exploration": 2.0, "warmup_rounds": 1},
+                "exp3": {"seed": 0},
+                "thompson": {"variance": bandit.get("variance", "arm"), "seed": 0,
+                             "warmup_rounds": 1 if bandit.get("variance") == "pooled" else 2}}
+    assert state.to_dict()["bandit"]["settings"] == expected[bandit["algorithm"]]  # what /v1/stats shows
     for _ in range(4):
         arm = state.choose()
         assert state.observe(arm.name, result(100 if arm.name == "fast" else 10, 1.0)) is not None
