@@ -277,13 +277,13 @@ class Thompson(BanditPolicy):
         return max(self._square_sum[i] - self._reward_sum[i] ** 2 / self._pulls[i], 0.0)
 
     def degrees_of_freedom(self) -> list[int]:
-        """Each arm's posterior's: n_i − 1 with the arm's own variance, N − K pooled (every arm pulled twice)."""
+        """Each arm's posterior's: n_i − 1 with the arm's own variance, N − K pooled (after the warm-up)."""
         if self.variance == "pooled":
             return [sum(self._pulls) - len(self.arms)] * len(self.arms)
         return [n - 1 for n in self._pulls]
 
     def posterior_scales(self) -> list[float]:
-        """Each arm's s/√n, its Student-t posterior's scale (every arm pulled twice)."""
+        """Each arm's s/√n, its Student-t posterior's scale (once the degrees of freedom are ≥ 1)."""
         deviations = [self._squared_deviations(i) for i in range(len(self.arms))]
         if self.variance == "pooled":
             deviations = [sum(deviations)] * len(deviations)
@@ -291,6 +291,7 @@ class Thompson(BanditPolicy):
         return [math.sqrt(d / dof / n) for d, dof, n in zip(deviations, dofs, self._pulls, strict=True)]
 
     def _student_t(self, dof: int) -> float:
+        """A standard Student-t draw: a normal over the root of a χ²(dof) ÷ dof."""
         return self.rng.gauss(0.0, 1.0) / math.sqrt(self.rng.gammavariate(dof / 2, 2.0) / dof)
 
     def select(self) -> Arm:
