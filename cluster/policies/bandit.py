@@ -11,7 +11,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from cluster.policies.arms import Arm, check_arms
 
@@ -255,8 +255,8 @@ class Thompson(BanditPolicy):
 
     def __init__(self, arms: Sequence[Arm], *, rng: random.Random, variance: Variance = "arm") -> None:
         super().__init__(arms)
-        if variance not in ("arm", "pooled"):
-            raise ValueError(f"Unknown Thompson variance {variance!r}; valid: ['arm', 'pooled']")
+        if variance not in get_args(Variance):
+            raise ValueError(f"Unknown Thompson variance {variance!r}; valid: {list(get_args(Variance))}")
         self.rng = rng
         self.variance = variance
         self.warmup_rounds = 1 if variance == "pooled" else 2  # pulls of every arm before the posterior exists
@@ -284,10 +284,12 @@ class Thompson(BanditPolicy):
 
     def posterior_scales(self) -> list[float]:
         """Each arm's s/√n, its Student-t posterior's scale (once the degrees of freedom are ≥ 1)."""
+        return self._scales(self.degrees_of_freedom())
+
+    def _scales(self, dofs: list[int]) -> list[float]:
         deviations = [self._squared_deviations(i) for i in range(len(self.arms))]
         if self.variance == "pooled":
             deviations = [sum(deviations)] * len(deviations)
-        dofs = self.degrees_of_freedom()
         return [math.sqrt(d / dof / n) for d, dof, n in zip(deviations, dofs, self._pulls, strict=True)]
 
     def _student_t(self, dof: int) -> float:
@@ -300,7 +302,7 @@ class Thompson(BanditPolicy):
         dofs = self.degrees_of_freedom()
         if min(dofs) == 0:  # pooled, one pull per arm: no spread measured yet
             return self.leader()
-        scales = self.posterior_scales()
+        scales = self._scales(dofs)
         draws = [self._mean(i) + scales[i] * self._student_t(dofs[i]) for i in range(len(self.arms))]  # in order
         return self.arms[max(range(len(draws)), key=draws.__getitem__)]
 
