@@ -35,7 +35,7 @@ class BanditPolicy(abc.ABC):
     """
 
     kind: ClassVar[str]
-    rng: random.Random | None = None  # randomised policies inject one; it is part of the checkpoint
+    rng: random.Random | None = None  # randomised policies seed one; it is part of the checkpoint
 
     def __init__(self, arms: Sequence[Arm]) -> None:
         self.arms = check_arms(arms)
@@ -53,7 +53,7 @@ class BanditPolicy(abc.ABC):
         return self.arms[max(range(len(self.arms)), key=self._mean)]
 
     def settings(self) -> dict[str, Any]:
-        """The hyperparameters this policy uses (what /v1/stats shows; the arms and the RNG aside)."""
+        """The hyperparameters this policy uses (what /v1/stats shows; the arms and the RNG's state aside)."""
         return {}
 
     def _warmup_arm(self, rounds: int) -> Arm | None:
@@ -194,15 +194,19 @@ class EXP3(BanditPolicy):
     `update` weights the loss by the arm's probability at update time, which is its probability at
     selection time when updates arrive in order; interleaved asynchronous updates make this approximate.
     The loss estimates keep the reward scale they were observed on (`rescale_rewards` moves the means only).
-    The RNG is injected and part of the checkpointed state.
+    The RNG starts from `seed` (None: from the OS) and is part of the checkpointed state.
     """
 
     kind = "exp3"
 
-    def __init__(self, arms: Sequence[Arm], *, rng: random.Random) -> None:
+    def __init__(self, arms: Sequence[Arm], *, seed: int | None = 0) -> None:
         super().__init__(arms)
-        self.rng = rng
+        self.seed = seed
+        self.rng = random.Random(seed)
         self._loss = [0.0] * len(self.arms)  # Ẑ_i: importance-weighted cumulative loss estimates
+
+    def settings(self) -> dict[str, Any]:
+        return {"seed": self.seed}
 
     def probabilities(self) -> list[float]:
         """p_{t,i} for the next round t = rewards so far + 1."""
@@ -242,7 +246,8 @@ class Thompson(BanditPolicy):
     pulled twice first (the posterior needs two rewards). No exploration constant: an arm whose rewards
     barely vary is settled after a few pulls, which is what BanditSpec's fixed radius cannot do when the
     arms' gaps are small against the reward range (an arm whose rewards so far are all equal has scale 0
-    and competes with its mean alone). The RNG is injected and part of the checkpointed state.
+    and competes with its mean alone). The RNG starts from `seed` (None: from the OS) and is part of the
+    checkpointed state.
 
     `variance="pooled"` takes the arms' rewards as equally noisy: one variance s² pooled over all arms
     (Σ squared deviations from each arm's mean ÷ (N − K), N pulls of K arms), so each arm's posterior is
@@ -253,11 +258,12 @@ class Thompson(BanditPolicy):
 
     kind = "thompson"
 
-    def __init__(self, arms: Sequence[Arm], *, rng: random.Random, variance: Variance = "arm") -> None:
+    def __init__(self, arms: Sequence[Arm], *, seed: int | None = 0, variance: Variance = "arm") -> None:
         super().__init__(arms)
         if variance not in get_args(Variance):
             raise ValueError(f"Unknown Thompson variance {variance!r}; valid: {list(get_args(Variance))}")
-        self.rng = rng
+        self.seed = seed
+        self.rng = random.Random(seed)
         self.variance = variance
         self.warmup_rounds = 1 if variance == "pooled" else 2  # pulls of every arm before the posterior exists
         self._square_sum = [0.0] * len(self.arms)  # Σ r², for the sample variance
@@ -270,7 +276,7 @@ class Thompson(BanditPolicy):
         self._square_sum = [q * factor * factor for q in self._square_sum]
 
     def settings(self) -> dict[str, Any]:
-        return {"variance": self.variance, "warmup_rounds": self.warmup_rounds}
+        return {"variance": self.variance, "warmup_rounds": self.warmup_rounds, "seed": self.seed}
 
     def _squared_deviations(self, i: int) -> float:
         """Σ (r − mean)² over arm i's rewards."""
@@ -329,7 +335,7 @@ def make_bandit(algorithm: str, arms: Sequence[Arm], *, seed: int | None = 0, ra
     if algorithm == "ucb":
         return UCB(arms, radius=radius, delta=delta, exploration=exploration, warmup_rounds=warmup_rounds)
     if algorithm == "exp3":
-        return EXP3(arms, rng=random.Random(seed))
+        return EXP3(arms, seed=seed)
     if algorithm == "thompson":
-        return Thompson(arms, rng=random.Random(seed), variance=variance)
+        return Thompson(arms, seed=seed, variance=variance)
     raise ValueError(f"Unknown bandit algorithm {algorithm!r}; valid: ['exp3', 'thompson', 'ucb']")

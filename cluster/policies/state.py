@@ -96,11 +96,9 @@ class PolicyState:
     def to_dict(self) -> dict[str, Any]:
         """What /v1/stats shows: the bandit's settings, arms (pulls, mean reward), leader, reward scale, prior."""
         out: dict[str, Any] = {"bandit": None, "optscale_prior": None}
-        if self.bandit is not None and self.cfg.bandit is not None:
-            settings = self.bandit.settings()
-            if self.bandit.rng is not None:  # a randomised policy: the seed its RNG started from
-                settings["seed"] = self.cfg.bandit.seed
-            out["bandit"] = {"algorithm": self.bandit.kind, "settings": settings, "leader": self.bandit.leader().name,
+        if self.bandit is not None:
+            out["bandit"] = {"algorithm": self.bandit.kind, "settings": self.bandit.settings(),
+                             "leader": self.bandit.leader().name,
                              "reward_ref_tokens_per_s": self.reward.ref,
                              "arms": {n: {"pulls": s.pulls, "mean_reward": s.mean_reward}
                                       for n, s in self.bandit.arm_stats().items()}}

@@ -23,8 +23,8 @@ SEEDS = range(4)
 
 def policies(seed: int) -> dict[str, BanditPolicy]:
     return {"ucb-paper": UCB(ARMS), "ucb-heuristic": UCB(ARMS, radius="heuristic", warmup_rounds=2),
-            "exp3": EXP3(ARMS, rng=random.Random(seed)), "thompson": Thompson(ARMS, rng=random.Random(seed)),
-            "thompson-pooled": Thompson(ARMS, rng=random.Random(seed), variance="pooled")}
+            "exp3": EXP3(ARMS, seed=seed), "thompson": Thompson(ARMS, seed=seed),
+            "thompson-pooled": Thompson(ARMS, seed=seed, variance="pooled")}
 
 
 def play(policy: BanditPolicy, rounds: int, seed: int) -> list[float]:
@@ -79,7 +79,7 @@ def test_paper_radius_matches_the_formula_and_shrinks():
 
 def test_thompson_pulls_every_arm_twice_then_samples_a_student_t_posterior():
     """The posterior scale is s/√n with s² the unbiased sample variance; a reward rescale scales it alike."""
-    ts = Thompson(ARMS, rng=random.Random(0))
+    ts = Thompson(ARMS, seed=0)
     rewards: dict[str, list[float]] = {a.name: [] for a in ARMS}
     for reward in (0.2, 0.6, 0.4, 0.4, 0.8, 0.6):
         arm = ts.select()
@@ -101,7 +101,7 @@ def test_thompson_pulls_every_arm_twice_then_samples_a_student_t_posterior():
 
 def test_pooled_thompson_shares_one_variance_over_the_arms():
     """s² = Σ squared deviations from each arm's mean ÷ (N − K); arm i's scale s/√n_i, N − K degrees of freedom."""
-    ts = Thompson(ARMS, rng=random.Random(0), variance="pooled")
+    ts = Thompson(ARMS, seed=0, variance="pooled")
     rewards = {"no-speculation": [0.2, 0.4], "spec-tau7": [0.6, 0.9], "spec-tau5": [0.5, 0.5, 0.8]}
     for name, rs in rewards.items():
         for r in rs:
@@ -112,12 +112,12 @@ def test_pooled_thompson_shares_one_variance_over_the_arms():
     expected = [math.sqrt(deviations / dof / len(rewards[arm.name])) for arm in ARMS]
     assert ts.posterior_scales() == pytest.approx(expected)
     with pytest.raises(ValueError, match="pooled"):
-        Thompson(ARMS, rng=random.Random(0), variance="shared")  # type: ignore[arg-type]
+        Thompson(ARMS, seed=0, variance="shared")  # type: ignore[arg-type]
 
 
 def test_pooled_thompson_pulls_every_arm_once_then_the_leader_then_samples():
     """One reward per arm measures no spread; one more pull, of the best-looking arm, gives N − K = 1."""
-    ts = Thompson(ARMS, rng=random.Random(0), variance="pooled")
+    ts = Thompson(ARMS, seed=0, variance="pooled")
     pulled = []
     for reward in (0.2, 0.8, 0.5):
         pulled.append(ts.select().name)
@@ -131,7 +131,7 @@ def test_pooled_thompson_pulls_every_arm_once_then_the_leader_then_samples():
 
 def test_exp3_probabilities_favour_low_loss_and_sum_to_one():
     """On-policy play where arm 1 pays 0.9 and the others 0.1: arm 1 becomes the most likely."""
-    exp3 = EXP3(ARMS, rng=random.Random(0))
+    exp3 = EXP3(ARMS, seed=0)
     assert exp3.probabilities() == pytest.approx([1 / 3] * 3)
     for _ in range(100):
         arm = exp3.select()
@@ -142,7 +142,7 @@ def test_exp3_probabilities_favour_low_loss_and_sum_to_one():
 
 def test_exp3_refuses_a_pull_it_could_not_have_made():
     """Feeding one arm's losses off-policy drives its probability to 0; the next report is refused."""
-    exp3 = EXP3(ARMS, rng=random.Random(0))
+    exp3 = EXP3(ARMS, seed=0)
     with pytest.raises(ValueError, match="probability 0"):
         for _ in range(200):
             exp3.update(ARMS[0], 0.0)
@@ -168,7 +168,7 @@ def test_state_of_a_changed_arm_set_keeps_the_common_arms():
     assert stats["spec-tau7"].pulls == 1 and stats["spec-tau7"].mean_reward == 0.8
     assert stats["spec-tau9"].pulls == 0 and stats["spec-tau9"].mean_reward is None
     with pytest.raises(ValueError, match="exp3"):
-        EXP3(ARMS, rng=random.Random(0)).load_state_dict(ucb.state_dict())
+        EXP3(ARMS, seed=0).load_state_dict(ucb.state_dict())
 
 
 def test_update_reports_a_change_of_leader():
@@ -197,9 +197,10 @@ def test_make_bandit_builds_each_policy_with_its_knobs():
     ucb = make_bandit("ucb", ARMS, radius="heuristic", delta=0.1, exploration=1.5, warmup_rounds=3)
     assert isinstance(ucb, UCB)
     assert (ucb.radius, ucb.delta, ucb.exploration, ucb.warmup_rounds) == ("heuristic", 0.1, 1.5, 3)
-    assert isinstance(make_bandit("exp3", ARMS, radius="heuristic"), EXP3)
+    exp3 = make_bandit("exp3", ARMS, seed=7, radius="heuristic")
+    assert isinstance(exp3, EXP3) and exp3.settings() == {"seed": 7}
     a, b = (make_bandit("thompson", ARMS, seed=5, warmup_rounds=3) for _ in range(2))
-    assert isinstance(a, Thompson) and a.variance == "arm"
+    assert isinstance(a, Thompson) and a.settings() == {"variance": "arm", "warmup_rounds": 2, "seed": 5}
     assert make_bandit("thompson", ARMS, variance="pooled").variance == "pooled"
     assert play(a, 30, seed=0) == play(b, 30, seed=0)
 
