@@ -35,7 +35,7 @@ class BanditPolicy(abc.ABC):
     """
 
     kind: ClassVar[str]
-    rng: random.Random | None = None  # randomised policies seed one; it is part of the checkpoint
+    rng: random.Random | None = None  # a `SeededPolicy`'s; it is part of the checkpoint
 
     def __init__(self, arms: Sequence[Arm]) -> None:
         self.arms = check_arms(arms)
@@ -186,7 +186,19 @@ class UCB(BanditPolicy):
         return self.arms[max(range(len(self.arms)), key=lambda i: self._mean(i) + self.confidence_radius(i, t))]
 
 
-class EXP3(BanditPolicy):
+class SeededPolicy(BanditPolicy):
+    """A policy that draws at random: its RNG starts from `seed` (None: from the OS) and is checkpointed."""
+
+    def __init__(self, arms: Sequence[Arm], *, seed: int | None = 0) -> None:
+        super().__init__(arms)
+        self.seed = seed
+        self.rng = random.Random(seed)
+
+    def settings(self) -> dict[str, Any]:
+        return {"seed": self.seed}
+
+
+class EXP3(SeededPolicy):
     """EXP3Spec with BanditSpec's anytime learning rate, on losses 1 − r.
 
         p_{t,i} ∝ exp(−η_t·Ẑ_i),  η_t = sqrt(ln K / (t·K)),  Ẑ_i += (1 − r)/p_{t,i} when arm i is pulled.
@@ -194,19 +206,13 @@ class EXP3(BanditPolicy):
     `update` weights the loss by the arm's probability at update time, which is its probability at
     selection time when updates arrive in order; interleaved asynchronous updates make this approximate.
     The loss estimates keep the reward scale they were observed on (`rescale_rewards` moves the means only).
-    The RNG starts from `seed` (None: from the OS) and is part of the checkpointed state.
     """
 
     kind = "exp3"
 
     def __init__(self, arms: Sequence[Arm], *, seed: int | None = 0) -> None:
-        super().__init__(arms)
-        self.seed = seed
-        self.rng = random.Random(seed)
+        super().__init__(arms, seed=seed)
         self._loss = [0.0] * len(self.arms)  # Ẑ_i: importance-weighted cumulative loss estimates
-
-    def settings(self) -> dict[str, Any]:
-        return {"seed": self.seed}
 
     def probabilities(self) -> list[float]:
         """p_{t,i} for the next round t = rewards so far + 1."""
@@ -237,7 +243,7 @@ class EXP3(BanditPolicy):
         self._loss[i] = float(state["loss"])
 
 
-class Thompson(BanditPolicy):
+class Thompson(SeededPolicy):
     """Gaussian Thompson sampling: pull the arm whose draw from the posterior of its mean reward is highest.
 
     Each arm's rewards are taken as normal with unknown mean and variance; under the uninformative
@@ -246,8 +252,7 @@ class Thompson(BanditPolicy):
     pulled twice first (the posterior needs two rewards). No exploration constant: an arm whose rewards
     barely vary is settled after a few pulls, which is what BanditSpec's fixed radius cannot do when the
     arms' gaps are small against the reward range (an arm whose rewards so far are all equal has scale 0
-    and competes with its mean alone). The RNG starts from `seed` (None: from the OS) and is part of the
-    checkpointed state.
+    and competes with its mean alone).
 
     `variance="pooled"` takes the arms' rewards as equally noisy: one variance s² pooled over all arms
     (Σ squared deviations from each arm's mean ÷ (N − K), N pulls of K arms), so each arm's posterior is
@@ -259,11 +264,9 @@ class Thompson(BanditPolicy):
     kind = "thompson"
 
     def __init__(self, arms: Sequence[Arm], *, seed: int | None = 0, variance: Variance = "arm") -> None:
-        super().__init__(arms)
+        super().__init__(arms, seed=seed)
         if variance not in get_args(Variance):
             raise ValueError(f"Unknown Thompson variance {variance!r}; valid: {list(get_args(Variance))}")
-        self.seed = seed
-        self.rng = random.Random(seed)
         self.variance = variance
         self.warmup_rounds = 1 if variance == "pooled" else 2  # pulls of every arm before the posterior exists
         self._square_sum = [0.0] * len(self.arms)  # Σ r², for the sample variance
@@ -276,7 +279,7 @@ class Thompson(BanditPolicy):
         self._square_sum = [q * factor * factor for q in self._square_sum]
 
     def settings(self) -> dict[str, Any]:
-        return {"variance": self.variance, "warmup_rounds": self.warmup_rounds, "seed": self.seed}
+        return {"variance": self.variance, "warmup_rounds": self.warmup_rounds, **super().settings()}
 
     def _squared_deviations(self, i: int) -> float:
         """Σ (r − mean)² over arm i's rewards."""
